@@ -1,0 +1,45 @@
+# The two commands for a fresh machine: `make demo` and `make test` (both install first).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# cpu or gpu: the CUDA stack where nvidia-smi sees a GPU, else the CPU build of vLLM.
+STACK ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+# Extra pip index for torch==2.13.0+cpu where pip cannot find it (e.g. PyTorch's CPU index).
+TORCH_INDEX_URL ?=
+PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL),)
+STAMP := $(VENV)/.installed-$(STACK)
+DEMO_OUT ?= out/demo
+
+.PHONY: help install demo test lint clean
+
+help:
+	@echo "make demo   - install, then caption the example images (output under $(DEMO_OUT))"
+	@echo "make test   - install, then run the whole test suite"
+	@echo "make lint   - ruff"
+	@echo "STACK=$(STACK) (override with STACK=cpu|gpu)"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scalecap_ray/engine/cpu_fix.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install $(PIP_INDEX_ARGS) -e ".[$(STACK),test]"
+	@if [ "$(STACK)" = cpu ]; then $(BIN)/python -m scalecap_ray.engine.cpu_fix; fi
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+demo: install
+	rm -rf $(DEMO_OUT)
+	$(BIN)/scalecap-ray caption --smoke --input examples/images.jsonl --output $(DEMO_OUT)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check scalecap_ray tests jobs bench examples
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,200 @@
+"""The job's configuration: one typed, validated object, loadable from YAML and
+overridable field by field (`--set a.b=value`).  Unknown keys are errors everywhere.
+
+Names and defaults follow DataFlow-MM's `ImageScaleCaptionGenerateConfig` where they
+overlap (tau_sentence, max_questions, max_init_tokens, max_answer_tokens, second_filter).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scalecap_ray import prompts
+from scalecap_ray.engine.config import EngineConfig
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelDeployment(EngineConfig):
+    """A model (an engine config) and how many copies of it run."""
+
+    replicas: int = Field(1, ge=1, description="Engine replicas (actors) of this model.")
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per replica.")
+    num_gpus: float | None = Field(
+        None, ge=0, description="GPUs per replica; default tensor x pipeline parallel on a "
+        "GPU machine, 0 on CPU. A fraction lets two models share one GPU."
+    )
+    accelerator_type: str | None = Field(None, description="Ray accelerator type, e.g. 'H100'.")
+
+    def engine_config(self) -> EngineConfig:
+        """The engine part alone (what identifies one loaded model)."""
+        return EngineConfig(**self.model_dump(include=set(EngineConfig.model_fields)))
+
+
+class StageSettings(BaseModel):
+    """Batching, parallelism and sampling of one stage."""
+
+    model_config = _STRICT
+
+    batch_size: int = Field(8, ge=1, description="Images per batch sent to the engine at once.")
+    concurrency: int | tuple[int, int] = Field(
+        1, description="Stage actors: a fixed count or (min, max) for autoscaling."
+    )
+    num_cpus: float = Field(0.1, ge=0, description="CPUs reserved per stage actor "
+                            "(model stages mostly wait on the engine).")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 = greedy.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
+    seed: int = Field(0, description="Sampling seed (used when temperature > 0).")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Output token limit; default: the stage's own "
+        "(max_init_tokens, max_answer_tokens, or 1024 for LLM stages)."
+    )
+
+    @model_validator(mode="after")
+    def _check_concurrency(self) -> StageSettings:
+        c = self.concurrency
+        if (isinstance(c, int) and c < 1) or (isinstance(c, tuple) and not 1 <= c[0] <= c[1]):
+            raise ValueError(
+                f"concurrency must be >= 1 or (min, max) with 1 <= min <= max, got {c}")
+        return self
+
+
+class Stages(BaseModel):
+    """Settings per stage."""
+
+    model_config = _STRICT
+
+    load: StageSettings = Field(default_factory=lambda: StageSettings(batch_size=16, num_cpus=0.5))
+    caption: StageSettings = Field(default_factory=StageSettings)
+    verify: StageSettings = Field(default_factory=StageSettings)
+    questions: StageSettings = Field(default_factory=StageSettings)
+    answer: StageSettings = Field(default_factory=StageSettings)
+    filter: StageSettings = Field(default_factory=StageSettings)
+    integrate: StageSettings = Field(default_factory=StageSettings)
+
+
+class Prompts(BaseModel):
+    """Prompt templates; `{}` marks where text goes.  Defaults: the ScaleCap paper's
+    prompts P1-P5 (arXiv:2506.19848, appendix A) and DataFlow-MM's grounding questions."""
+
+    model_config = _STRICT
+
+    system: str | None = Field(None, description="System prompt; default: the model's own.")
+    caption: str = Field(prompts.CAPTION_PROMPT, description="P1, initial caption.")
+    questions: str = Field(prompts.QUESTIONS_PROMPT,
+                           description="P2, one golden sentence -> instructions.")
+    object_summary: str = Field(prompts.OBJECT_SUMMARY_PROMPT, description="P3, object details.")
+    position_summary: str = Field(prompts.POSITION_SUMMARY_PROMPT, description="P4, positions.")
+    integrate: str = Field(prompts.INTEGRATE_PROMPT, description="P5, final caption (3 slots).")
+    sentence_grounding: str = Field(prompts.SENTENCE_GROUNDING_PROMPT,
+                                    description="yes/no check of a sentence.")
+    answer_grounding: str = Field(prompts.ANSWER_GROUNDING_PROMPT,
+                                  description="yes/no check of an answer.")
+
+    @model_validator(mode="after")
+    def _check_slots(self) -> Prompts:
+        slots = {"caption": 0, "questions": 1, "object_summary": 1, "position_summary": 1,
+                 "integrate": 3, "sentence_grounding": 1, "answer_grounding": 1}
+        for name, n in slots.items():
+            found = getattr(self, name).count("{}")
+            if found != n:
+                raise ValueError(f"prompts.{name} must contain {n} '{{}}' slot(s), found {found}")
+        return self
+
+
+class InputSettings(BaseModel):
+    """Where the images come from."""
+
+    model_config = _STRICT
+
+    image_key: str = Field("image", description="Column/field holding the image path or URI.")
+    id_key: str | None = Field(None, description="Column holding a row id; default: a "
+                               "stable hash of the image reference.")
+    limit: int | None = Field(None, ge=1, description="Process only the first N rows.")
+
+
+class ScaleCapConfig(BaseModel):
+    """Everything a ScaleCap (or plain caption) job needs."""
+
+    model_config = _STRICT
+
+    vlm: ModelDeployment = Field(default_factory=ModelDeployment,
+                                 description="The vision-language model (stages A, B, D, D').")
+    llm: ModelDeployment = Field(default_factory=ModelDeployment,
+                                 description="The text model (stages C, E). When it equals the "
+                                 "VLM, one engine serves both.")
+    tau_sentence: float = Field(0.15, description="Contrastive verify: keep a sentence when its "
+                                "score (max probability gain from the image) exceeds this.")
+    yes_threshold: float = Field(0.5, ge=0, le=1, description="yes/no verify and filter: keep "
+                                 "when P(yes) / (P(yes) + P(no)) exceeds this.")
+    verify_mode: Literal["contrastive", "yes_no"] = Field(
+        "contrastive", description="contrastive = the paper's image/no-image token "
+        "probabilities; yes_no = DataFlow-MM's grounding question per sentence.")
+    keep_all_if_none: bool = Field(True, description="When no sentence passes, keep the whole "
+                                   "initial caption as the one golden sentence (official code).")
+    max_questions: int = Field(20, ge=1, description="Most object instructions per image.")
+    max_init_tokens: int = Field(1024, ge=1, description="Output limit of the initial caption.")
+    max_answer_tokens: int = Field(256, ge=1, description="Output limit of each answer.")
+    second_filter: bool = Field(False, description="Check answers against the image too (D').")
+    integrate_mode: Literal["paper", "single"] = Field(
+        "paper", description="paper = object summary, position summary, then final (P3, P4, "
+        "P5); single = one P5 call with the answers as both (DataFlow-MM's pipeline).")
+    prompts: Prompts = Field(default_factory=Prompts)
+    stages: Stages = Field(default_factory=Stages)
+    input: InputSettings = Field(default_factory=InputSettings)
+
+    def shared_engine(self) -> bool:
+        """Whether one engine serves both roles (same model, same engine settings)."""
+        return self.vlm.engine_config() == self.llm.engine_config()
+
+
+def _parse_value(text: str) -> Any:
+    """A `--set` value: YAML scalars and lists (`true`, `4`, `[1, 4]`, `null`), else text."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` assignments to a nested dict (a copy is returned)."""
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {key}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = _parse_value(value)
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> ScaleCapConfig:
+    """Read YAML (if given), lay `base` under it, apply `--set` overrides, validate."""
+    data: dict[str, Any] = dict(base or {})
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config {path}: expected a mapping at the top level")
+        data = _merge(data, loaded)
+    data = apply_overrides(data, overrides or [])
+    return ScaleCapConfig.model_validate(data)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,1 @@
+"""Reading inputs, normalising images, writing outputs."""

@@ -1,0 +1,40 @@
+"""Stage A: the VLM describes the image (prompt P1).  Also the whole of the plain caption
+job (DataFlow-MM's ImageCaptionGenerate), with its own prompt and output column."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from scalecap_ray.engine.pool import EngineSpec, connect
+from scalecap_ray.engine.types import ChatEngine, ChatRequest, Sampling
+from scalecap_ray.stages.batch import Rows, call_engine
+
+
+class CaptionStage:
+    """Reads the image, writes its caption (`init_caption`, or `output` if given)."""
+
+    name = "caption"
+    reads = ("image_bytes", "image_hash")
+
+    def __init__(self, engine: EngineSpec | ChatEngine, *, prompt: str, sampling: Sampling,
+                 system: str | None = None, output: str = "init_caption"):
+        self.engine = connect(engine)
+        self.prompt, self.sampling, self.system, self.output = prompt, sampling, system, output
+        self.writes = {output: pa.string()}
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = Rows(batch, self.reads)
+        requests = {
+            i: [ChatRequest(self.prompt, image=rows.cols["image_bytes"][i],
+                            image_key=rows.cols["image_hash"][i], system=self.system)]
+            for i in rows.active()
+        }
+        captions = rows.output(self.output)
+        for i, (result,) in call_engine(self.engine, rows, self.name, requests,
+                                        self.sampling).items():
+            text = result.text.strip()
+            if text:
+                captions[i] = text
+            else:
+                rows.fail(i, self.name, f"{self.name}: the model returned an empty caption")
+        return rows.to_table(self.writes)
