@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml scalecap_ray/engine/cpu_fix.py
 
 demo: install
 	rm -rf $(DEMO_OUT)
-	$(BIN)/scalecap-ray caption --smoke --input examples/images.jsonl --output $(DEMO_OUT)
+	$(BIN)/scalecap-ray run --smoke --input examples/images.jsonl --output $(DEMO_OUT)
 
 test: install
 	$(BIN)/python -m pytest

@@ -1,6 +1,6 @@
 """Entry point for `ray job submit`: the same arguments as the `scalecap-ray` command.
 
-    ray job submit --working-dir . -- python jobs/scalecap_job.py caption \\
+    ray job submit --working-dir . -- python jobs/scalecap_job.py run \\
         --config cluster/single-gpu.yaml --input /data/images.jsonl --output /data/out
 
 Inside a submitted job RAY_ADDRESS is set, so the job joins the cluster it was sent to.

@@ -31,10 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scalecap-ray", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    run = sub.add_parser("run", help="The ScaleCap pipeline: dense, verified captions.")
+    _job_arguments(run)
+
     cap = sub.add_parser("caption", help="Plain captions: one VLM request per image.")
     _job_arguments(cap)
     cap.add_argument("--prompt", help="Caption prompt (default: the ScaleCap P1 prompt).")
     cap.add_argument("--output-key", default="caption", help="Output column (default: caption).")
+
+    show = sub.add_parser("config", help="Print the resolved configuration (YAML) and exit.")
+    show.add_argument("--config", help="YAML config file.")
+    show.add_argument("--set", dest="overrides", action="append", default=[],
+                      metavar="KEY=VALUE", help="Override one config field (repeatable).")
 
     smoke = sub.add_parser("smoke-model", help="Build the tiny random-weight test model.")
     smoke.add_argument("dir", help="Folder to write the checkpoint into.")
@@ -44,17 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_config(args: argparse.Namespace) -> ScaleCapConfig:
     """The job config from --config, the shortcut flags and --set (which win)."""
     overrides: list[str] = []
-    if args.smoke:
-        from scalecap_ray.smoke_model import ensure_smoke_model
+    if getattr(args, "smoke", False):
+        from scalecap_ray.smoke import ensure_smoke_model
 
         path = ensure_smoke_model()
         overrides += [f"vlm.model={path}", f"llm.model={path}"]
-    if args.limit is not None:
-        overrides.append(f"input.limit={args.limit}")
-    if args.image_key:
-        overrides.append(f"input.image_key={args.image_key}")
-    if args.id_key:
-        overrides.append(f"input.id_key={args.id_key}")
+    for flag, key in (("limit", "input.limit"), ("image_key", "input.image_key"),
+                      ("id_key", "input.id_key")):
+        if getattr(args, flag, None) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
     return load_config(args.config, overrides + args.overrides)
 
 
@@ -70,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "smoke-model":
-        from scalecap_ray.smoke_model import build_smoke_model
+        from scalecap_ray.smoke import build_smoke_model
 
         print(build_smoke_model(args.dir))
         return 0
@@ -79,9 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         print(f"scalecap-ray: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
-    from scalecap_ray.pipeline import plan_caption_job, run_plan
+    if args.command == "config":
+        import yaml
 
-    plan = plan_caption_job(config, prompt=args.prompt, output_key=args.output_key)
+        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, width=100))
+        return 0
+    from scalecap_ray.pipeline import plan_caption_job, plan_scalecap_job, run_plan
+
+    if args.command == "run":
+        plan = plan_scalecap_job(config)
+    else:
+        plan = plan_caption_job(config, prompt=args.prompt, output_key=args.output_key)
     _init_ray(args.address)
     output = str(Path(args.output).resolve())
     run_plan(plan, str(Path(args.input).resolve()), output)

@@ -44,14 +44,17 @@ class StageSettings(BaseModel):
     concurrency: int | tuple[int, int] = Field(
         1, description="Stage actors: a fixed count or (min, max) for autoscaling."
     )
-    num_cpus: float = Field(0.1, ge=0, description="CPUs reserved per stage actor "
-                            "(model stages mostly wait on the engine).")
+    num_cpus: float = Field(
+        0.0, ge=0, description="CPUs reserved per stage actor. Model stages only wait on "
+        "their engine, so by default they reserve none and never hold back the CPUs that "
+        "loading and writing need.")
     temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 = greedy.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass.")
     seed: int = Field(0, description="Sampling seed (used when temperature > 0).")
     max_tokens: int | None = Field(
-        None, ge=1, description="Output token limit; default: the stage's own "
-        "(max_init_tokens, max_answer_tokens, or 1024 for LLM stages)."
+        None, ge=1, description="Output token limit; default: the stage's own (caption: "
+        "max_init_tokens, answer: max_answer_tokens, questions: 512, integrate: 4096; the "
+        "scoring stages need one token)."
     )
 
     @model_validator(mode="after")

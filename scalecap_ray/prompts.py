@@ -93,3 +93,15 @@ ANSWER_GROUNDING_PROMPT = (
 # The instruction stem of P2 and the derived position instruction.
 INSTRUCTION_STEM = "Describe more details about"
 POSITION_STEM = "Describe more details about the position of"
+
+
+def fill(template: str, *values: str) -> str:
+    """Put `values` into the `{}` slots of `template`, in order.  Unlike str.format, other
+    braces in the template (and braces in the values) are left alone."""
+    parts = template.split("{}")
+    if len(parts) != len(values) + 1:
+        raise ValueError(f"template has {len(parts) - 1} '{{}}' slot(s), got {len(values)} value(s)")
+    out = [parts[0]]
+    for value, part in zip(values, parts[1:], strict=True):
+        out += [value, part]
+    return "".join(out)

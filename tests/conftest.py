@@ -16,7 +16,7 @@ EXAMPLES = REPO / "examples"
 
 @pytest.fixture(scope="session")
 def smoke_model_dir() -> Path:
-    from scalecap_ray.smoke_model import ensure_smoke_model
+    from scalecap_ray.smoke import ensure_smoke_model
 
     return ensure_smoke_model()
 

@@ -4,8 +4,12 @@ from what it is given.  Every call is recorded for assertions."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from scalecap_ray.engine.types import ChatRequest, ChatResult, Sampling
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Reply = Callable[[ChatRequest, Sampling], ChatResult | str]
 
@@ -29,3 +33,17 @@ class ScriptedEngine:
     @property
     def requests(self) -> list[ChatRequest]:
         return [r for reqs, _ in self.calls for r in reqs]
+
+
+def make_batch(rows: list[dict]) -> pa.Table:
+    """A stage input batch: the given columns plus empty bookkeeping columns."""
+    import pyarrow as pa
+
+    from scalecap_ray.stages.batch import BOOKKEEPING
+
+    full = [{"error": None, "error_stage": None, "stage_usage": [], **r} for r in rows]
+    table = pa.Table.from_pylist(full)
+    for name, typ in BOOKKEEPING.items():
+        table = table.set_column(table.column_names.index(name), name,
+                                 table.column(name).cast(typ))
+    return table

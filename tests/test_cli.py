@@ -66,3 +66,15 @@ def test_smoke_model_command_writes_a_checkpoint(tmp_path):
     proc = run_cli("smoke-model", str(tmp_path / "m"))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_config_command_prints_the_resolved_config(tmp_path):
+    import yaml
+
+    from scalecap_ray.config import ScaleCapConfig
+
+    proc = run_cli("config", "--set", "llm.model=/models/big", "--set", "second_filter=true")
+    assert proc.returncode == 0, proc.stderr
+    cfg = ScaleCapConfig.model_validate(yaml.safe_load(proc.stdout))
+    assert cfg.llm.model == "/models/big" and cfg.second_filter
+    assert cfg.prompts == ScaleCapConfig().prompts  # multi-line prompts round-trip

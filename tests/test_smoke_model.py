@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from scalecap_ray import smoke_model
-from scalecap_ray.smoke_model import build_smoke_model, ensure_smoke_model, fingerprint
+from scalecap_ray import smoke as smoke_model
+from scalecap_ray.smoke import build_smoke_model, ensure_smoke_model, fingerprint
 
 
 def test_build_is_deterministic(tmp_path):

@@ -86,7 +86,7 @@ def read_jsonl(path: str, settings: InputSettings, num_cpus: float = 1.0):
     """A lazy Ray dataset of input rows (no reading happens until it executes)."""
     import ray.data
 
-    ds = ray.data.read_text(path, include_paths=True, ray_remote_args={"num_cpus": num_cpus})
+    ds = ray.data.read_text(path, include_paths=True, num_cpus=num_cpus)
     ds = ds.map_batches(parse_batch, fn_kwargs={"settings": settings}, batch_format="pyarrow",
                         num_cpus=num_cpus)
     if settings.limit is not None:

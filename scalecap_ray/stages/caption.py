@@ -3,6 +3,8 @@ job (DataFlow-MM's ImageCaptionGenerate), with its own prompt and output column.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pyarrow as pa
 
 from scalecap_ray.engine.pool import EngineSpec, connect
@@ -15,12 +17,13 @@ class CaptionStage:
 
     name = "caption"
     reads = ("image_bytes", "image_hash")
+    writes: ClassVar[dict[str, pa.DataType]] = {"init_caption": pa.string()}
 
     def __init__(self, engine: EngineSpec | ChatEngine, *, prompt: str, sampling: Sampling,
                  system: str | None = None, output: str = "init_caption"):
         self.engine = connect(engine)
         self.prompt, self.sampling, self.system, self.output = prompt, sampling, system, output
-        self.writes = {output: pa.string()}
+        self.writes = {output: pa.string()}  # type: ignore[misc]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = Rows(batch, self.reads)

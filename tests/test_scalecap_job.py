@@ -1,0 +1,120 @@
+"""The ScaleCap job end to end: `scalecap-ray run --smoke` through a local Ray cluster with
+a real vLLM engine, checked against the output contract (docs/output-schema.md)."""
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.test_cli import run_cli
+
+pytestmark = pytest.mark.engine
+
+S, D, I64 = pa.string(), pa.float64(), pa.int64()
+CONTRACT = {
+    "id": S, "image": S, "init_caption": S, "sentences": pa.list_(S),
+    "sentence_scores": pa.list_(D), "golden_sentences": pa.list_(S),
+    "object_questions": pa.list_(S), "position_questions": pa.list_(S),
+    "answers": pa.list_(S), "answer_scores": pa.list_(D), "qa_answers_filtered": pa.list_(S),
+    "final_caption": S, "error": S, "error_stage": S,
+    "requests": I64, "prompt_tokens": I64, "cached_tokens": I64, "output_tokens": I64,
+    "scalecap_record": pa.struct([
+        ("init_caption", S), ("golden_sentences", pa.list_(S)),
+        ("object_questions", pa.list_(S)), ("position_questions", pa.list_(S)),
+        ("qa_answers_filtered", pa.list_(S)), ("final_caption", S)]),
+}
+N_EXAMPLES = len((EXAMPLES / "images.jsonl").read_text().splitlines())
+
+
+def run_job(tmp_path, *settings: str) -> list[dict]:
+    src = tmp_path / "in"
+    shutil.copytree(EXAMPLES / "images", src / "images")
+    lines = (EXAMPLES / "images.jsonl").read_text().splitlines()
+    lines.append(json.dumps({"image": "images/missing.png"}))
+    (src / "input.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    args = ["run", "--smoke", "--input", str(src / "input.jsonl"), "--output", str(out)]
+    for s in settings:
+        args += ["--set", s]
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    table = pq.read_table(out)
+    for name, typ in CONTRACT.items():
+        assert table.schema.field(name).type == typ, name
+    rows = table.to_pylist()
+    assert len(rows) == N_EXAMPLES + 1  # rows in == rows out
+    return sorted(rows, key=lambda r: r["image"])
+
+
+@pytest.fixture(scope="module")
+def default_rows(tmp_path_factory):
+    return run_job(tmp_path_factory.mktemp("default"))
+
+
+def good(rows):
+    return [r for r in rows if r["error"] is None]
+
+
+def test_missing_image_is_an_error_row(default_rows):
+    (missing,) = [r for r in default_rows if r["image"] == "images/missing.png"]
+    assert missing["error_stage"] == "load" and "missing.png" in missing["error"]
+    assert missing["final_caption"] is None and missing["scalecap_record"]["golden_sentences"] == []
+
+
+def test_every_stage_did_real_work(default_rows):
+    rows = good(default_rows)
+    assert len(rows) >= N_EXAMPLES - 1
+    for r in rows:
+        assert r["init_caption"] and len(r["sentence_scores"]) == len(r["sentences"])
+        assert r["golden_sentences"] and r["object_questions"] and r["final_caption"]
+        assert len(r["answers"]) == 2 * len(r["object_questions"])
+        assert r["position_questions"] == [
+            q.replace("about ", "about the position of ", 1) for q in r["object_questions"]]
+        assert r["answer_scores"] is None  # second filter off
+        assert r["object_summary"] and r["position_summary"]  # paper integration
+        assert r["scalecap_record"]["final_caption"] == r["final_caption"]
+        stages = [u["stage"] for u in r["stage_usage"]]
+        assert stages == ["caption", "verify", "questions", "answer", "integrate", "integrate"]
+        assert r["requests"] == 1 + 2 + len(r["golden_sentences"]) + len(r["answers"]) + 3
+        assert r["cached_tokens"] > 0 and r["output_tokens"] > 0
+    # The verifier judged for real: it dropped sentences somewhere and kept most.
+    assert any(len(r["golden_sentences"]) < len(r["sentences"]) for r in rows)
+    kept = sum(len(r["golden_sentences"]) for r in rows)
+    assert kept > 0.5 * sum(len(r["sentences"]) for r in rows)
+    assert all(g in r["sentences"] for r in rows for g in r["golden_sentences"])
+
+
+def test_same_run_twice_gives_identical_output(default_rows, tmp_path):
+    again = run_job(tmp_path)
+    fields = ["image", "init_caption", "sentence_scores", "golden_sentences", "object_questions",
+              "answers", "final_caption"]
+    assert [{f: r[f] for f in fields} for r in again] == \
+        [{f: r[f] for f in fields} for r in default_rows]
+
+
+def test_yes_no_single_with_second_filter(tmp_path):
+    rows = good(run_job(tmp_path, "verify_mode=yes_no", "integrate_mode=single",
+                        "second_filter=true"))
+    assert len(rows) >= N_EXAMPLES - 1
+    scores = [s for r in rows for s in r["sentence_scores"]]
+    assert all(0.0 <= s <= 1.0 for s in scores) and len(set(scores)) > 1
+    for r in rows:
+        assert len(r["answer_scores"]) == len(r["answers"])
+        assert r["qa_answers_filtered"] == [a for a, k in zip(r["answers"], r["answer_kept"],
+                                                               strict=True) if k]
+        assert r["object_summary"] is None and r["final_caption"]
+        assert [u["stage"] for u in r["stage_usage"]][-2:] == ["filter", "integrate"]
+    kept = [k for r in rows for k in r["answer_kept"]]
+    assert any(kept) and not all(kept)
+
+
+def test_contrastive_second_filter_scores_answers(tmp_path):
+    rows = good(run_job(tmp_path, "second_filter=true"))
+    assert len(rows) >= N_EXAMPLES - 1
+    for r in rows:
+        scored = [s for s, a in zip(r["answer_scores"], r["answers"], strict=True) if a]
+        assert scored and all(s is not None for s in scored)
+    assert any(r["qa_answers_filtered"] for r in rows)
