@@ -11,8 +11,17 @@ from scalecap_ray.config import ScaleCapConfig, load_config
 
 
 def _job_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="JSONL file of {\"image\": path} records.")
-    p.add_argument("--output", required=True, help="Folder for the Parquet output.")
+    p.add_argument("--input", required=True,
+                   help="JSONL/JSON, Parquet or CSV file naming images (or holding their "
+                        "bytes), or a folder of images; a local path or an s3://, gs:// or "
+                        "http(s):// URI.")
+    p.add_argument("--output", required=True,
+                   help="Folder (local or s3://, gs://) for the Parquet output. An existing "
+                        "output is resumed: rows already written are skipped.")
+    p.add_argument("--overwrite", action="store_true",
+                   help="Delete what earlier runs wrote to --output and start fresh.")
+    p.add_argument("--force", action="store_true",
+                   help="Resume even if --output was written with another configuration.")
     p.add_argument("--config", help="YAML config file (see docs/configuration.md).")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="Override one config field, e.g. --set vlm.model=/models/x "
@@ -39,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--prompt", help="Caption prompt (default: the ScaleCap P1 prompt).")
     cap.add_argument("--output-key", default="caption", help="Output column (default: caption).")
 
+    exp = sub.add_parser("export", help="Write an output's rows as JSONL records.")
+    exp.add_argument("output", help="A run's output folder.")
+    exp.add_argument("--format", default="jsonl", choices=["jsonl"], help="Record format.")
+    exp.add_argument("--out", help="File to write (default: standard output).")
+    exp.add_argument("--no-errors", action="store_true", help="Leave failed rows out.")
+
     show = sub.add_parser("config", help="Print the resolved configuration (YAML) and exit.")
     show.add_argument("--config", help="YAML config file.")
     show.add_argument("--set", dest="overrides", action="append", default=[],
@@ -64,11 +79,8 @@ def resolve_config(args: argparse.Namespace) -> ScaleCapConfig:
     return load_config(args.config, overrides + args.overrides)
 
 
-def _init_ray(address: str | None) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=True)
+def _local(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +92,21 @@ def main(argv: list[str] | None = None) -> int:
 
         print(build_smoke_model(args.dir))
         return 0
+    if args.command == "export":
+        from scalecap_ray.io.export import export
+
+        try:
+            n = export(args.output, args.format, args.out, include_errors=not args.no_errors)
+        except BrokenPipeError:  # the reader stopped early (`| head`): not an error
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except (ValueError, OSError) as exc:
+            print(f"scalecap-ray export: {exc}", file=sys.stderr)
+            return 2
+        print(f"exported {n} record(s)", file=sys.stderr)
+        return 0
     try:
         config = resolve_config(args)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -90,16 +117,24 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, width=100))
         return 0
-    from scalecap_ray.pipeline import plan_caption_job, plan_scalecap_job, run_plan
+    from scalecap_ray.io.output import ResumeError
+    from scalecap_ray.io.sources import InputError
+    from scalecap_ray.pipeline import plan_caption_job, plan_scalecap_job
+    from scalecap_ray.runner import run_plan
 
     if args.command == "run":
         plan = plan_scalecap_job(config)
     else:
         plan = plan_caption_job(config, prompt=args.prompt, output_key=args.output_key)
-    _init_ray(args.address)
-    output = str(Path(args.output).resolve())
-    run_plan(plan, str(Path(args.input).resolve()), output)
-    print(f"output: {output}")
+    try:
+        result = run_plan(plan, _local(args.input), _local(args.output), overwrite=args.overwrite,
+                          force=args.force, address=args.address)
+    except (InputError, ResumeError) as exc:
+        print(f"scalecap-ray: {exc}", file=sys.stderr)
+        return 2
+    skipped = f", {result.rows_skipped} already there" if result.rows_skipped else ""
+    print(f"wrote {result.rows_written} row(s){skipped}")
+    print(f"output: {result.output}")
     return 0
 
 

@@ -23,7 +23,10 @@ class ModelDeployment(EngineConfig):
     """A model (an engine config) and how many copies of it run."""
 
     replicas: int = Field(1, ge=1, description="Engine replicas (actors) of this model.")
-    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per replica.")
+    num_cpus: float | None = Field(
+        None, ge=0, description="CPUs reserved per replica; default 1 on a GPU cluster, 0 on "
+        "a CPU-only one, where the engine's work runs in vLLM's own process on every core "
+        "anyway, and a reservation would only starve the tasks that feed it.")
     num_gpus: float | None = Field(
         None, ge=0, description="GPUs per replica; default tensor x pipeline parallel on a "
         "GPU machine, 0 on CPU. A fraction lets two models share one GPU."
@@ -114,10 +117,51 @@ class InputSettings(BaseModel):
 
     model_config = _STRICT
 
-    image_key: str = Field("image", description="Column/field holding the image path or URI.")
-    id_key: str | None = Field(None, description="Column holding a row id; default: a "
+    image_key: str = Field("image", description="Field/column holding the image path, URI, "
+                           "or (Parquet/CSV) encoded image bytes.")
+    id_key: str | None = Field(None, description="Field/column holding a row id; default: a "
                                "stable hash of the image reference.")
     limit: int | None = Field(None, ge=1, description="Process only the first N rows.")
+    read_attempts: int = Field(5, ge=1, description="Tries per file read (S3, GCS, HTTP) "
+                               "before the row fails.")
+    retry_backoff_s: float = Field(0.5, ge=0, description="First wait between HTTP tries; "
+                                   "doubles each time.")
+    read_timeout_s: float = Field(60.0, gt=0, description="Timeout of one HTTP request.")
+
+
+class ImageSettings(BaseModel):
+    """How images are normalised before the first model sees them."""
+
+    model_config = _STRICT
+
+    max_pixels: int = Field(1280 * 28 * 28, ge=1, description="Pixel budget: larger images "
+                            "are scaled down to it, keeping their aspect ratio (Qwen2.5-VL's "
+                            "usual budget).")
+    min_pixels: int = Field(56 * 56, ge=1, description="Smaller images are scaled up to it.")
+    min_side: int = Field(28, ge=1, description="Shortest side the model accepts (one merged "
+                          "patch); thinner images are scaled up if the budget allows.")
+    max_aspect_ratio: float = Field(200.0, ge=1, description="Longest over shortest side the "
+                                    "model accepts.")
+    pixel_limit: int = Field(178_956_970, ge=1, description="Refuse to decode images with "
+                             "more pixels (decompression bombs).")
+    jpeg_quality: int = Field(95, ge=1, le=100, description="Quality of the re-encoded image.")
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> ImageSettings:
+        if self.min_pixels > self.max_pixels:
+            raise ValueError("image.min_pixels must not exceed image.max_pixels")
+        return self
+
+
+class OutputSettings(BaseModel):
+    """How the Parquet output is laid out."""
+
+    model_config = _STRICT
+
+    rows_per_file: int = Field(1024, ge=1, description="Rows per part file (the last one of "
+                               "a run may hold fewer).")
+    row_group_rows: int = Field(256, ge=1, description="Rows per Parquet row group: the unit "
+                                "a dataloader reads at once.")
 
 
 class ScaleCapConfig(BaseModel):
@@ -149,6 +193,8 @@ class ScaleCapConfig(BaseModel):
     prompts: Prompts = Field(default_factory=Prompts)
     stages: Stages = Field(default_factory=Stages)
     input: InputSettings = Field(default_factory=InputSettings)
+    image: ImageSettings = Field(default_factory=ImageSettings)
+    output: OutputSettings = Field(default_factory=OutputSettings)
 
     def shared_engine(self) -> bool:
         """Whether one engine serves both roles (same model, same engine settings)."""

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from scalecap_ray.config import ScaleCapConfig
-from scalecap_ray.pipeline import RECORD_FIELDS, Plan, plan_caption_job, plan_scalecap_job, run_plan
+from scalecap_ray.pipeline import RECORD_FIELDS, Plan, plan_caption_job, plan_scalecap_job
+from scalecap_ray.runner import run_plan
 
 _DESC = {
     "zh": "ImageScaleCaptionGenerate 按 ScaleCap 方法为图像生成高信息密度的描述：初始描述、"
@@ -115,10 +116,7 @@ def _run_rows(plan: Plan, rows: list[dict[str, Any]], image_key: str) -> dict[st
     """Run `plan` over `rows` (their `image_key` holding a path or a list of paths) and
     return the output rows by input index."""
     import pyarrow.parquet as pq
-    import ray
 
-    if not ray.is_initialized():
-        ray.init()
     with tempfile.TemporaryDirectory(prefix="scalecap-dataflow-") as tmp:
         src = Path(tmp) / "input.jsonl"
         with open(src, "w", encoding="utf-8") as f:

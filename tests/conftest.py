@@ -58,3 +58,45 @@ def drawn_image(seed: int, size: tuple[int, int] = (160, 120), fmt: str = "PNG")
     buf = io.BytesIO()
     im.save(buf, format=fmt)
     return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on 127.0.0.1 for the whole session; its
+    endpoint and credentials are in the environment, so Ray workers see them too."""
+    from tests.servers import S3Server
+
+    server = S3Server()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, request):
+    """A fresh bucket named after the test."""
+    import re
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
+    s3_server.client().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def http_server(tmp_path_factory):
+    """An HTTP server on 127.0.0.1 serving the example images (see tests/servers.py)."""
+    import shutil
+
+    from tests.servers import HTTPImageServer
+
+    root = tmp_path_factory.mktemp("http")
+    shutil.copytree(EXAMPLES / "images", root / "images")
+    server = HTTPImageServer(root)
+    yield server
+    server.stop()

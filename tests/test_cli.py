@@ -78,3 +78,23 @@ def test_config_command_prints_the_resolved_config(tmp_path):
     cfg = ScaleCapConfig.model_validate(yaml.safe_load(proc.stdout))
     assert cfg.llm.model == "/models/big" and cfg.second_filter
     assert cfg.prompts == ScaleCapConfig().prompts  # multi-line prompts round-trip
+
+
+def test_input_and_resume_problems_are_refused_before_any_work(tmp_path):
+    proc = run_cli("caption", "--input", str(tmp_path / "nothing.jsonl"), "--output",
+                   str(tmp_path / "o"))
+    assert proc.returncode == 2 and "no such file or folder" in proc.stderr
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"image": "a.png"}\n')
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "_scalecap_run.json").write_text(json.dumps(
+        {"job": "scalecap", "payload": "scalecap_record", "settings": {}, "runs": []}))
+    proc = run_cli("caption", "--input", str(src), "--output", str(out))
+    assert proc.returncode == 2 and "holds a 'scalecap' job, not 'caption'" in proc.stderr
+    assert "--overwrite" in proc.stderr
+
+
+def test_export_of_a_folder_without_a_run(tmp_path):
+    proc = run_cli("export", str(tmp_path))
+    assert proc.returncode == 2 and "not a scalecap-ray output" in proc.stderr

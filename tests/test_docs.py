@@ -24,8 +24,8 @@ def test_configuration_doc_names_every_field():
     doc = (DOCS / "configuration.md").read_text()
     documented = set(re.findall(r"^\| `([a-z_<>.]+)`", doc, flags=re.M))
     stage_fields = field_names(Stages.model_fields["caption"].annotation)
-    assert field_names(ScaleCapConfig) - {"stages"} <= documented | {"vlm", "llm", "prompts",
-                                                                      "input"}
+    sections = {"vlm", "llm", "prompts", "input", "image", "output"}
+    assert field_names(ScaleCapConfig) - {"stages"} <= documented | sections
     assert stage_fields <= documented
 
 

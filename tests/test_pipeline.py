@@ -10,11 +10,10 @@ from scalecap_ray.pipeline import (
     RECORD_FIELDS,
     StagePlan,
     check_columns,
-    engine_placement,
-    finalize,
     plan_caption_job,
     plan_scalecap_job,
 )
+from scalecap_ray.runner import engine_placement, finalize
 from scalecap_ray.stages.batch import BOOKKEEPING
 from scalecap_ray.stages.load import LoadStage
 from scalecap_ray.stages.questions import QuestionsStage
@@ -80,6 +79,8 @@ def test_engine_placement_is_derived_from_parallelism():
     dep = load_config(None, ["vlm.tensor_parallel_size=2", "vlm.pipeline_parallel_size=2"]).vlm
     assert engine_placement(dep, cluster_has_gpus=True).num_gpus == 4
     assert engine_placement(dep, cluster_has_gpus=False).num_gpus == 0
+    assert engine_placement(dep, cluster_has_gpus=True).num_cpus == 1
+    assert engine_placement(dep, cluster_has_gpus=False).num_cpus == 0
     shared = load_config(None, ["vlm.num_gpus=0.5"]).vlm
     assert engine_placement(shared, cluster_has_gpus=True).num_gpus == 0.5
 

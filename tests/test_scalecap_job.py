@@ -46,6 +46,8 @@ def run_job(tmp_path, *settings: str) -> list[dict]:
         assert table.schema.field(name).type == typ, name
     rows = table.to_pylist()
     assert len(rows) == N_EXAMPLES + 1  # rows in == rows out
+    for r in rows:
+        r["_output"] = str(out)
     return sorted(rows, key=lambda r: r["image"])
 
 
@@ -62,6 +64,17 @@ def test_missing_image_is_an_error_row(default_rows):
     (missing,) = [r for r in default_rows if r["image"] == "images/missing.png"]
     assert missing["error_stage"] == "load" and "missing.png" in missing["error"]
     assert missing["final_caption"] is None and missing["scalecap_record"]["golden_sentences"] == []
+
+
+def test_export_writes_the_seed_records(default_rows):
+    out = default_rows[0]["_output"]
+    proc = run_cli("export", out, "--no-errors")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert len(records) == len(good(default_rows))
+    for rec in records:
+        assert set(rec) == {"id", "image", "scalecap_record"}
+        assert set(rec["scalecap_record"]) == set(CONTRACT["scalecap_record"].names)
 
 
 def test_every_stage_did_real_work(default_rows):

@@ -23,23 +23,40 @@ from scalecap_ray.engine.types import ChatEngine, ChatRequest, ChatResult, Sampl
 logger = logging.getLogger(__name__)
 
 
+ENGINE_RESTARTS = 3
+
+
 class EngineActor:
     """Hosts one `VLLMEngine`; wrapped with `ray.remote` by `EnginePool.start`."""
 
     def __init__(self, cfg: EngineConfig):
         from scalecap_ray.engine.vllm_engine import VLLMEngine
 
-        self.engine = VLLMEngine(cfg)
+        # A failure to start (bad model path, no memory) is kept and raised by the calls:
+        # raised here, it would make Ray restart the actor and load the model again.
+        self.start_error: Exception | None = None
+        try:
+            self.engine = VLLMEngine(cfg)
+        except Exception as exc:
+            self.start_error = exc
+
+    def _check_started(self) -> None:
+        if self.start_error is not None:
+            raise RuntimeError(f"the engine did not start: {self.start_error}") \
+                from self.start_error
 
     async def chat(self, requests: Sequence[ChatRequest], sampling: Sampling) -> list[ChatResult]:
+        self._check_started()
         return await self.engine.chat(requests, sampling)
 
     async def info(self) -> dict:
+        self._check_started()
         return {"model": self.engine.cfg.model, "max_model_len": self.engine.max_model_len,
                 "engine_args": self.engine.engine_args}
 
     async def shutdown(self) -> None:
-        self.engine.shutdown()
+        if self.start_error is None:
+            self.engine.shutdown()
 
 
 @dataclass(frozen=True)
@@ -74,10 +91,11 @@ class EnginePool:
         options = {
             "num_cpus": self.placement.num_cpus,
             "num_gpus": self.placement.num_gpus,
-            # An engine that dies mid-run is restarted; its in-flight calls fail and the
-            # stage retries them (see RemoteEngine.chat).
-            "max_restarts": 1,
-            "max_task_retries": 0,
+            # An engine that dies mid-run is restarted by Ray, and calls that were in
+            # flight are sent again to the new one (they are idempotent: same requests,
+            # same greedy answers), so the batch survives.
+            "max_restarts": ENGINE_RESTARTS,
+            "max_task_retries": ENGINE_RESTARTS,
         }
         if self.placement.accelerator_type:
             options["accelerator_type"] = self.placement.accelerator_type

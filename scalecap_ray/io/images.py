@@ -13,11 +13,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-# Qwen2.5-VL's usual budget: 1280 patches of 28x28 pixels.
-DEFAULT_MAX_PIXELS = 1280 * 28 * 28
-DEFAULT_MIN_PIXELS = 56 * 56
-# Refuse to decode anything larger (decompression bombs): ~180 megapixels.
-DEFAULT_PIXEL_LIMIT = 178_956_970
+from scalecap_ray.config import ImageSettings
+
+DEFAULT_IMAGE = ImageSettings()
 
 
 class ImageError(ValueError):
@@ -47,37 +45,38 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _target_size(w: int, h: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+def _target_size(w: int, h: int, cfg: ImageSettings) -> tuple[int, int]:
+    """Fit (w, h) into the pixel budget and the model's shortest side, keeping the aspect
+    ratio; raise when no size satisfies both."""
+    if max(w, h) / min(w, h) > cfg.max_aspect_ratio:
+        raise ImageError(f"image is {w}x{h}: its aspect ratio is over the model's limit of "
+                         f"{cfg.max_aspect_ratio:g}")
     pixels = w * h
     scale = 1.0
-    if pixels > max_pixels:
-        scale = math.sqrt(max_pixels / pixels)
-    elif pixels < min_pixels:
-        scale = math.sqrt(min_pixels / pixels)
-    if scale == 1.0:
-        return w, h
-    return max(1, round(w * scale)), max(1, round(h * scale))
+    if pixels > cfg.max_pixels:
+        scale = math.sqrt(cfg.max_pixels / pixels)
+    elif pixels < cfg.min_pixels:
+        scale = math.sqrt(cfg.min_pixels / pixels)
+    scale = max(scale, cfg.min_side / min(w, h))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size[0] * size[1] > cfg.max_pixels * 1.01:
+        raise ImageError(f"image is {w}x{h}: it cannot be scaled to a shortest side of "
+                         f"{cfg.min_side} px within the budget of {cfg.max_pixels} pixels")
+    return size
 
 
-def normalize_image(
-    data: bytes,
-    *,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    pixel_limit: int = DEFAULT_PIXEL_LIMIT,
-    quality: int = 95,
-) -> NormalizedImage:
+def normalize_image(data: bytes, cfg: ImageSettings = DEFAULT_IMAGE) -> NormalizedImage:
     """Decode `data`, orient by EXIF, take the first frame, make it RGB (alpha on white),
-    fit it between `min_pixels` and `max_pixels` keeping the aspect ratio, and re-encode
-    it as JPEG.  Raises `ImageError` with the reason when that is impossible."""
+    fit it into the model's size limits keeping the aspect ratio, and re-encode it as
+    JPEG.  Raises `ImageError` with the reason when that is impossible."""
     if not data:
         raise ImageError("empty file")
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-            if w * h > pixel_limit:
+            if w * h > cfg.pixel_limit:
                 raise ImageError(f"image is {w}x{h} = {w * h} pixels, over the limit of "
-                                 f"{pixel_limit}")
+                                 f"{cfg.pixel_limit}")
             im.seek(0)
             im.load()
             im = ImageOps.exif_transpose(im)
@@ -88,11 +87,11 @@ def normalize_image(
         raise ImageError(f"image over the pixel limit: {exc}") from exc
     except Exception as exc:  # PIL raises many types for bad files
         raise ImageError(f"not a decodable image: {exc}") from exc
-    size = _target_size(*rgb.size, min_pixels, max_pixels)
+    size = _target_size(*rgb.size, cfg)
     if size != rgb.size:
         rgb = rgb.resize(size, Image.Resampling.BICUBIC)
     buf = io.BytesIO()
-    rgb.save(buf, format="JPEG", quality=quality)
+    rgb.save(buf, format="JPEG", quality=cfg.jpeg_quality)
     out = buf.getvalue()
     return NormalizedImage(out, rgb.width, rgb.height,
                            hashlib.blake2b(out, digest_size=16).hexdigest())

@@ -6,25 +6,19 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from scalecap_ray.config import ImageSettings
 from scalecap_ray.io.images import ImageError, normalize_image
+from scalecap_ray.io.storage import ReadError, RetryPolicy, read_bytes
 from scalecap_ray.stages.batch import Rows
 
 
-def read_bytes(uri: str) -> bytes:
-    """The raw bytes behind a path or URI (any filesystem pyarrow knows)."""
-    from pyarrow import fs
-
-    filesystem, path = fs.FileSystem.from_uri(uri) if "://" in uri else (fs.LocalFileSystem(), uri)
-    with filesystem.open_input_stream(path) as f:
-        return f.read()
-
-
 class LoadStage:
-    """Reads `image_uri`, writes the normalised image (`image_bytes`, JPEG), its size and
-    its content hash (`image_hash`, the key engines cache it under)."""
+    """Reads `image_uri` (or the bytes the input carried in `image_data`), writes the
+    normalised image (`image_bytes`, JPEG), its size and its content hash (`image_hash`,
+    the key engines cache it under)."""
 
     name = "load"
-    reads = ("image_uri",)
+    reads = ("image_uri", "image_data")
     writes: ClassVar[dict[str, pa.DataType]] = {
         "image_bytes": pa.binary(),
         "image_hash": pa.string(),
@@ -32,21 +26,18 @@ class LoadStage:
         "height": pa.int32(),
     }
 
-    def __init__(self, *, max_pixels: int, min_pixels: int, pixel_limit: int):
-        self.limits = {"max_pixels": max_pixels, "min_pixels": min_pixels,
-                       "pixel_limit": pixel_limit}
+    def __init__(self, *, image: ImageSettings, retry: RetryPolicy):
+        self.image, self.retry = image, retry
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = Rows(batch, self.reads)
         for i in rows.active():
-            uri = rows.cols["image_uri"][i]
+            uri, data = rows.cols["image_uri"][i], rows.cols["image_data"][i]
             try:
-                image = normalize_image(read_bytes(uri), **self.limits)
-            except ImageError as exc:
+                image = normalize_image(data if data is not None else
+                                        read_bytes(uri, self.retry), self.image)
+            except (ImageError, ReadError) as exc:
                 rows.fail(i, self.name, f"{uri}: {exc}")
-                continue
-            except OSError as exc:
-                rows.fail(i, self.name, f"{uri}: cannot read: {exc}")
                 continue
             rows.output("image_bytes")[i] = image.data
             rows.output("image_hash")[i] = image.digest

@@ -3,6 +3,7 @@ import io
 import pytest
 from PIL import Image
 
+from scalecap_ray.config import ImageSettings
 from scalecap_ray.io.images import ImageError, normalize_image
 from tests.conftest import drawn_image
 
@@ -26,10 +27,11 @@ def test_output_is_rgb_jpeg_with_stable_hash():
 
 
 def test_resizes_into_the_pixel_budget_keeping_aspect():
-    big = normalize_image(encode(Image.new("RGB", (4000, 1000), "red")), max_pixels=100_000)
+    big = normalize_image(encode(Image.new("RGB", (4000, 1000), "red")),
+                          ImageSettings(max_pixels=100_000, min_pixels=3136))
     assert big.width * big.height <= 100_000 * 1.01
     assert abs(big.width / big.height - 4.0) < 0.05
-    small = normalize_image(encode(Image.new("RGB", (20, 10), "red")), min_pixels=56 * 56)
+    small = normalize_image(encode(Image.new("RGB", (20, 10), "red")))
     assert small.width * small.height >= 56 * 56 * 0.98 and small.width > small.height
 
 
@@ -58,16 +60,16 @@ def test_exif_orientation_is_applied():
     im = Image.new("RGB", (80, 40), "blue")
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise for display
-    out = normalize_image(encode(im, "JPEG", exif=exif), min_pixels=1)
-    assert (out.width, out.height) == (40, 80)
+    out = normalize_image(encode(im, "JPEG", exif=exif))
+    assert out.height == 2 * out.width
 
 
 def test_first_frame_of_an_animation():
     frames = [Image.new("RGB", (50, 50), c) for c in ("red", "green")]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
-    out = decode(normalize_image(buf.getvalue(), min_pixels=1).data).convert("RGB")
-    r, g, _ = out.getpixel((25, 25))
+    out = decode(normalize_image(buf.getvalue()).data).convert("RGB")
+    r, g, _ = out.getpixel((out.width // 2, out.height // 2))
     assert r > 200 and g < 60
 
 
@@ -86,4 +88,14 @@ def test_unusable_inputs_raise_with_a_reason(data, message):
 
 def test_pixel_limit_guards_against_bombs():
     with pytest.raises(ImageError, match="over the limit"):
-        normalize_image(encode(Image.new("L", (3000, 3000))), pixel_limit=1_000_000)
+        normalize_image(encode(Image.new("L", (3000, 3000))), ImageSettings(pixel_limit=10**6))
+
+
+def test_thin_images_are_widened_or_refused():
+    thin = normalize_image(encode(Image.new("RGB", (600, 10), "red")))
+    assert min(thin.width, thin.height) >= 28
+    with pytest.raises(ImageError, match="aspect ratio"):
+        normalize_image(encode(Image.new("RGB", (5000, 2), "red")))
+    tight = ImageSettings(max_pixels=5000, min_pixels=100, min_side=28, max_aspect_ratio=200)
+    with pytest.raises(ImageError, match="cannot be scaled to a shortest side of 28"):
+        normalize_image(encode(Image.new("RGB", (1000, 10), "red")), tight)

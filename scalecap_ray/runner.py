@@ -1,0 +1,162 @@
+"""Running a plan: engines up, input streamed through the stages into Parquet part
+files, engines down (also when the run fails).
+
+A rerun into the same output resumes: rows whose id is already written are skipped, so a
+run killed at any point and started again writes every input row exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from scalecap_ray.config import ModelDeployment, StageSettings
+from scalecap_ray.engine.pool import EnginePlacement, EnginePool
+from scalecap_ray.io.dedupe import duplicate_firsts, hash_ids, prepare
+from scalecap_ray.io.output import OutputFolder, write_part
+from scalecap_ray.io.sources import InputPlan, discover, read_input
+from scalecap_ray.pipeline import RECORD_FIELDS, RECORD_TYPE, Plan, retry_policy
+from scalecap_ray.stages.batch import BOOKKEEPING, USAGE, USAGE_FIELDS
+
+logger = logging.getLogger(__name__)
+
+# Columns that exist only to move data between steps.
+INTERNAL_COLUMNS = ("image_bytes", "image_data", "order")
+# Reading, parsing and writing are light: they reserve little CPU, so they never wait
+# behind engines and stage actors on a small machine.
+LIGHT_TASK_CPUS = 0.1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    output: str
+    rows_written: int
+    rows_skipped: int  # already in the output from earlier runs
+
+
+def engine_placement(dep: ModelDeployment, cluster_has_gpus: bool) -> EnginePlacement:
+    """Ray resources of one replica (the one place they are derived)."""
+    gpus = dep.num_gpus if dep.num_gpus is not None else (
+        float(dep.gpus_per_replica) if cluster_has_gpus else 0.0)
+    cpus = dep.num_cpus if dep.num_cpus is not None else (1.0 if cluster_has_gpus else 0.0)
+    return EnginePlacement(num_cpus=cpus, num_gpus=gpus, accelerator_type=dep.accelerator_type)
+
+
+def scalecap_records(table: pa.Table) -> pa.Array:
+    """The seed's record per row, from whatever the row's stages produced."""
+    columns = {k: table.column(k).to_pylist() for k in RECORD_FIELDS}
+    records = []
+    for i in range(table.num_rows):
+        rec = {k: columns[k][i] for k in RECORD_FIELDS}
+        records.append({k: (v if v is not None or RECORD_FIELDS[k] == pa.string() else [])
+                        for k, v in rec.items()})
+    return pa.array(records, type=RECORD_TYPE)
+
+
+def finalize(batch: pa.Table, job: str = "caption") -> pa.Table:
+    """Drop the internal columns, add the ScaleCap record (scalecap job) and per-row token
+    totals over all stages, and put the bookkeeping columns last."""
+    table = batch.select([c for c in batch.column_names if c not in INTERNAL_COLUMNS])
+    if job == "scalecap":
+        table = table.append_column(pa.field("scalecap_record", RECORD_TYPE),
+                                    scalecap_records(table))
+    usage = table.column(USAGE).to_pylist()
+    for name in USAGE_FIELDS:
+        totals = [sum(entry[name] for entry in (u or [])) for u in usage]
+        table = table.append_column(pa.field(name, pa.int64()), pa.array(totals, pa.int64()))
+    last = [*BOOKKEEPING, *USAGE_FIELDS]
+    return table.select([c for c in table.column_names if c not in last] + last)
+
+
+def _compute(settings: StageSettings):
+    import ray.data
+
+    c = settings.concurrency
+    if isinstance(c, tuple):
+        return ray.data.ActorPoolStrategy(min_size=c[0], max_size=c[1])
+    return ray.data.ActorPoolStrategy(size=c)
+
+
+def input_rows(plan: Plan, source: InputPlan, done_ids: list[str]):
+    """The lazy dataset of input rows still to do (duplicates marked).  Finding duplicate
+    ids takes one pass over the ids first (not for image folders, whose paths are unique)."""
+    cfg = plan.config
+    ds = read_input(source, cfg.input, retry_policy(cfg), num_cpus=LIGHT_TASK_CPUS)
+    if cfg.input.limit is not None:
+        ds = ds.limit(cfg.input.limit)
+    firsts = duplicate_firsts(ds) if source.kind != "images" else {}
+    if firsts:
+        logger.info("%d id(s) occur more than once; later occurrences become error rows",
+                    len(firsts))
+    ds = ds.map_batches(prepare, batch_format="pyarrow", num_cpus=LIGHT_TASK_CPUS,
+                        fn_kwargs={"firsts": firsts, "done": hash_ids(done_ids),
+                                   "files": source.files})
+    # A stage hands a block on only when it has done all of it: blocks of one (smallest)
+    # stage batch keep rows streaming through the stages instead of moving in big steps.
+    block = min(s.settings.batch_size for s in plan.stages if s.role is not None)
+    return ds.repartition(target_num_rows_per_block=block)
+
+
+def through_stages(plan: Plan, ds):
+    """`ds` through every stage of the plan, then `finalize` (lazy)."""
+    for stage in plan.stages:
+        kwargs = dict(stage.kwargs)
+        if stage.role is not None:
+            kwargs["engine"] = plan.engines[stage.role][0]
+        ds = ds.map_batches(
+            stage.cls,
+            fn_constructor_kwargs=kwargs,
+            batch_size=stage.settings.batch_size,
+            batch_format="pyarrow",
+            compute=_compute(stage.settings),
+            num_cpus=stage.settings.num_cpus,
+        )
+    return ds.map_batches(finalize, fn_kwargs={"job": plan.job}, batch_format="pyarrow",
+                          num_cpus=LIGHT_TASK_CPUS)
+
+
+def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = False,
+             force: bool = False, address: str | None = None) -> RunResult:
+    """Run the job: check the input and the output folder (before any model work), join
+    Ray (`address`, else RAY_ADDRESS, else a local Ray) unless already joined, start the
+    engines, stream the rows into part files of `output.rows_per_file` rows, stop the
+    engines."""
+    import ray
+
+    retry = retry_policy(plan.config)
+    source = discover(input_path, retry)
+    out = OutputFolder(output_dir, retry)
+    done = out.start_run(plan.job, plan.payload, plan.config.model_dump(mode="json"),
+                         plan.run_id, overwrite=overwrite, force=force)
+    if done:
+        logger.info("resuming %s: %d row(s) already written are skipped", output_dir, len(done))
+    if not ray.is_initialized():
+        ray.init(address=address)
+    rows = input_rows(plan, source, done)
+    todo = rows.count()  # a cheap pass (reading and parsing only) before any model starts
+    logger.info("%d input row(s) to process", todo)
+    if todo == 0:
+        out.finish_run(plan.run_id, 0)
+        return RunResult(output_dir, 0, len(done))
+    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
+    pools: list[EnginePool] = []
+    for spec, dep in {spec.names: (spec, dep) for spec, dep in plan.engines.values()}.values():
+        pools.append(EnginePool(spec, dep.engine_config(), engine_placement(dep, has_gpus)))
+    written = 0
+    try:
+        for pool in pools:
+            pool.start()
+        ds = through_stages(plan, rows).map_batches(
+            write_part, batch_size=plan.config.output.rows_per_file, batch_format="pyarrow",
+            num_cpus=LIGHT_TASK_CPUS,
+            fn_kwargs={"output": output_dir, "run_id": plan.run_id, "retry": retry,
+                       "row_group_rows": plan.config.output.row_group_rows})
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            written += sum(batch.column("rows").to_pylist())
+    finally:
+        for pool in pools:
+            pool.shutdown()
+    out.finish_run(plan.run_id, written)
+    return RunResult(output_dir, written, len(done))
