@@ -1,7 +1,9 @@
-"""Entry point for `ray job submit`: the same arguments as the `scalecap-ray` command.
+"""Entry point for `ray job submit`: the ScaleCap job, with the arguments of
+`scalecap-ray run`.
 
-    ray job submit --working-dir . -- python jobs/scalecap_job.py run \\
-        --config cluster/single-gpu.yaml --input /data/images.jsonl --output /data/out
+    ray job submit --address http://127.0.0.1:8265 --runtime-env cluster/runtime-env.yaml \\
+        -- python jobs/scalecap_job.py --config cluster/node-8gpu.yaml \\
+           --input s3://bucket/images.jsonl --output s3://bucket/captions
 
 Inside a submitted job RAY_ADDRESS is set, so the job joins the cluster it was sent to.
 """
@@ -15,4 +17,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scalecap_ray.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["run", *sys.argv[1:]]))

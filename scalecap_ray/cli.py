@@ -10,6 +10,25 @@ from pathlib import Path
 from scalecap_ray.config import ScaleCapConfig, load_config
 
 
+def _config_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (see docs/configuration.md).")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="Override one config field, e.g. --set vlm.model=/models/x "
+                        "--set llm.tensor_parallel_size=4 (repeatable).")
+    p.add_argument("--smoke", action="store_true",
+                   help="Use the built-in tiny random-weight model for every role (CPU tests "
+                        "and demos; its text is meaningless).")
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a "
+                                     "local Ray started for this run).")
+    p.add_argument("--cluster-resources", metavar="JSON",
+                   help="Check the placement against this cluster description (JSON text or "
+                        "a file; see docs/cluster.md) instead of the cluster's nodes now, "
+                        "e.g. the size an autoscaler grows it to.")
+
+
 def _job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True,
                    help="JSONL/JSON, Parquet or CSV file naming images (or holding their "
@@ -22,18 +41,11 @@ def _job_arguments(p: argparse.ArgumentParser) -> None:
                    help="Delete what earlier runs wrote to --output and start fresh.")
     p.add_argument("--force", action="store_true",
                    help="Resume even if --output was written with another configuration.")
-    p.add_argument("--config", help="YAML config file (see docs/configuration.md).")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="Override one config field, e.g. --set vlm.model=/models/x "
-                        "--set llm.tensor_parallel_size=4 (repeatable).")
-    p.add_argument("--smoke", action="store_true",
-                   help="Use the built-in tiny random-weight model for every role (CPU tests "
-                        "and demos; its text is meaningless).")
+    _config_arguments(p)
     p.add_argument("--limit", type=int, help="Process only the first N input rows.")
     p.add_argument("--image-key", help="Input field holding the image path (default: image).")
     p.add_argument("--id-key", help="Input field holding a row id (default: hash of the path).")
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a "
-                                     "local Ray started for this run).")
+    _cluster_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     _job_arguments(cap)
     cap.add_argument("--prompt", help="Caption prompt (default: the ScaleCap P1 prompt).")
     cap.add_argument("--output-key", default="caption", help="Output column (default: caption).")
+
+    plan = sub.add_parser("plan", help="Show where engines and stage actors will run, and "
+                          "reject configs the cluster cannot run; starts no model.")
+    _config_arguments(plan)
+    plan.add_argument("--job", choices=["run", "caption"], default="run",
+                      help="Which job to plan (default: run, the ScaleCap pipeline).")
+    _cluster_arguments(plan)
 
     exp = sub.add_parser("export", help="Write an output's rows as JSONL records.")
     exp.add_argument("output", help="A run's output folder.")
@@ -81,6 +100,24 @@ def resolve_config(args: argparse.Namespace) -> ScaleCapConfig:
 
 def _local(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
+
+
+def _print_plan(plan, cluster, address: str | None) -> int:
+    """Print the placement on `cluster`, else on the Ray cluster at `address` (or
+    RAY_ADDRESS, or this machine as a local Ray sees it); 0 when it fits, else 2."""
+    if cluster is None:
+        import ray
+
+        from scalecap_ray.resources.cluster import ClusterShape
+
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            cluster = ClusterShape.from_ray(f"Ray at {address}" if address else "Ray")
+        finally:
+            ray.shutdown()
+    placement = plan.placement(cluster)
+    print(placement.describe())
+    return 0 if placement.ok else 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,16 +157,23 @@ def main(argv: list[str] | None = None) -> int:
     from scalecap_ray.io.output import ResumeError
     from scalecap_ray.io.sources import InputError
     from scalecap_ray.pipeline import plan_caption_job, plan_scalecap_job
+    from scalecap_ray.resources.cluster import ClusterShape
+    from scalecap_ray.resources.placement import PlacementError
     from scalecap_ray.runner import run_plan
 
-    if args.command == "run":
+    if args.command == "run" or getattr(args, "job", None) == "run":
         plan = plan_scalecap_job(config)
     else:
-        plan = plan_caption_job(config, prompt=args.prompt, output_key=args.output_key)
+        plan = plan_caption_job(config, prompt=getattr(args, "prompt", None),
+                                output_key=getattr(args, "output_key", "caption"))
     try:
+        cluster = (ClusterShape.from_description(args.cluster_resources)
+                   if args.cluster_resources else None)
+        if args.command == "plan":
+            return _print_plan(plan, cluster, args.address)
         result = run_plan(plan, _local(args.input), _local(args.output), overwrite=args.overwrite,
-                          force=args.force, address=args.address)
-    except (InputError, ResumeError) as exc:
+                          force=args.force, address=args.address, cluster=cluster)
+    except (InputError, ResumeError, PlacementError, ValueError) as exc:
         print(f"scalecap-ray: {exc}", file=sys.stderr)
         return 2
     skipped = f", {result.rows_skipped} already there" if result.rows_skipped else ""

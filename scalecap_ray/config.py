@@ -19,23 +19,70 @@ from scalecap_ray.engine.config import EngineConfig
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelDeployment(EngineConfig):
-    """A model (an engine config) and how many copies of it run."""
+PlacementStrategy = Literal["STRICT_PACK", "PACK", "SPREAD", "STRICT_SPREAD"]
 
-    replicas: int = Field(1, ge=1, description="Engine replicas (actors) of this model.")
+
+def _check_range(name: str, value: int | tuple[int, int]) -> None:
+    if (isinstance(value, int) and value < 1) or (
+            isinstance(value, tuple) and not 1 <= value[0] <= value[1]):
+        raise ValueError(f"{name} must be >= 1 or (min, max) with 1 <= min <= max, got {value}")
+
+
+class ModelDeployment(EngineConfig):
+    """A model (an engine config) and how its copies are placed on the cluster."""
+
+    replicas: int | tuple[int, int] = Field(
+        1, description="Engine replicas (actors) of this model: a count, or (min, max): the "
+        "run starts once min are up and uses the others as they find resources (e.g. when "
+        "the autoscaler adds nodes).")
     num_cpus: float | None = Field(
         None, ge=0, description="CPUs reserved per replica; default 1 on a GPU cluster, 0 on "
         "a CPU-only one, where the engine's work runs in vLLM's own process on every core "
         "anyway, and a reservation would only starve the tasks that feed it.")
     num_gpus: float | None = Field(
         None, ge=0, description="GPUs per replica; default tensor x pipeline parallel on a "
-        "GPU machine, 0 on CPU. A fraction lets two models share one GPU."
-    )
-    accelerator_type: str | None = Field(None, description="Ray accelerator type, e.g. 'H100'.")
+        "GPU cluster, 0 on a CPU-only one. A fraction (tensor x pipeline parallel = 1 only) "
+        "lets models share one GPU; gpu_memory_utilization then defaults to 0.9 x the "
+        "fraction.")
+    accelerator_type: str | None = Field(None, description="Ray accelerator type the replicas "
+                                         "need, e.g. 'H100' or 'A100-80G'.")
+    placement_strategy: PlacementStrategy = Field(
+        "STRICT_PACK", description="How the GPUs of one replica are placed when it has more "
+        "than one (tensor x pipeline parallel > 1): STRICT_PACK = one node (what tensor "
+        "parallelism needs to be fast), PACK = as few nodes as possible, SPREAD / "
+        "STRICT_SPREAD = over nodes (pipeline parallel across nodes).")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources per replica, e.g. "
+        "{node_pool_a: 1} to pin replicas to nodes that advertise it.")
+    weights_gb: float | None = Field(
+        None, gt=0, description="Size of the weights in GB, for the memory check before a "
+        "run; default: the checkpoint's files (local models), the known size of common "
+        "models, or an estimate from the parameter count in the name ('7B').")
 
-    def engine_config(self) -> EngineConfig:
-        """The engine part alone (what identifies one loaded model)."""
-        return EngineConfig(**self.model_dump(include=set(EngineConfig.model_fields)))
+    @model_validator(mode="after")
+    def _check_placement(self) -> ModelDeployment:
+        _check_range("replicas", self.replicas)
+        n = self.gpus_per_replica
+        if self.num_gpus is not None and n > 1 and self.num_gpus != n:
+            raise ValueError(
+                f"num_gpus={self.num_gpus} but tensor_parallel_size x pipeline_parallel_size "
+                f"= {n}: a parallel replica takes one whole GPU per rank (leave num_gpus unset)")
+        return self
+
+    @property
+    def replica_range(self) -> tuple[int, int]:
+        """(min, max) replicas."""
+        r = self.replicas
+        return (r, r) if isinstance(r, int) else r
+
+    def engine_config(self, num_gpus: float | None = None) -> EngineConfig:
+        """The engine part alone (what identifies one loaded model).  On a GPU share
+        (`num_gpus` < 1) the memory the engine may take defaults to 0.9 of the share, so
+        engines sharing a GPU fit beside each other."""
+        fields = self.model_dump(include=set(EngineConfig.model_fields))
+        if num_gpus is not None and 0 < num_gpus < 1 and self.gpu_memory_utilization is None:
+            fields["gpu_memory_utilization"] = round(0.9 * num_gpus, 4)
+        return EngineConfig(**fields)
 
 
 class StageSettings(BaseModel):
@@ -60,13 +107,20 @@ class StageSettings(BaseModel):
         "scoring stages need one token)."
     )
 
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources per stage actor, e.g. "
+        "{cpu_pool: 1} to keep stage actors off the GPU nodes.")
+
     @model_validator(mode="after")
     def _check_concurrency(self) -> StageSettings:
-        c = self.concurrency
-        if (isinstance(c, int) and c < 1) or (isinstance(c, tuple) and not 1 <= c[0] <= c[1]):
-            raise ValueError(
-                f"concurrency must be >= 1 or (min, max) with 1 <= min <= max, got {c}")
+        _check_range("concurrency", self.concurrency)
         return self
+
+    @property
+    def actor_range(self) -> tuple[int, int]:
+        """(min, max) actors."""
+        c = self.concurrency
+        return (c, c) if isinstance(c, int) else c
 
 
 class Stages(BaseModel):

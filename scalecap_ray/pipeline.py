@@ -15,6 +15,8 @@ from scalecap_ray.config import ModelDeployment, ScaleCapConfig, StageSettings
 from scalecap_ray.engine.pool import EngineSpec
 from scalecap_ray.engine.types import Sampling
 from scalecap_ray.io.storage import RetryPolicy
+from scalecap_ray.resources.cluster import ClusterShape
+from scalecap_ray.resources.placement import Placement, plan_placement
 from scalecap_ray.stages.answer import AnswerStage
 from scalecap_ray.stages.batch import BOOKKEEPING
 from scalecap_ray.stages.caption import CaptionStage
@@ -61,6 +63,15 @@ class Plan:
     stages: list[StagePlan] = field(default_factory=list)
     payload: str = "scalecap_record"  # the column `export` writes with each image
 
+    def placement(self, cluster: ClusterShape) -> Placement:
+        """Where this plan's engines and stage actors go on `cluster`, and what stops it."""
+        groups: dict[tuple[str, ...], tuple[tuple[str, ...], ModelDeployment]] = {}
+        for role, (spec, dep) in self.engines.items():
+            roles, _ = groups.get(spec.names, ((), dep))
+            groups[spec.names] = ((*roles, role), dep)
+        stages = [(s.name, s.role, s.settings) for s in self.stages]
+        return plan_placement(groups, stages, cluster)
+
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
@@ -78,7 +89,7 @@ def engine_specs(config: ScaleCapConfig, run_id: str, roles: tuple[str, ...]
                 specs[role] = (spec, other_dep)
                 break
         else:
-            names = tuple(f"scalecap-{run_id}-{role}-{i}" for i in range(dep.replicas))
+            names = tuple(f"scalecap-{run_id}-{role}-{i}" for i in range(dep.replica_range[1]))
             specs[role] = (EngineSpec(role=role, names=names), dep)
     return specs
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from scalecap_ray.config import ModelDeployment, StageSettings
-from scalecap_ray.engine.pool import EnginePlacement, EnginePool
+from scalecap_ray.config import StageSettings
+from scalecap_ray.engine.pool import EnginePool
 from scalecap_ray.io.dedupe import duplicate_firsts, hash_ids, prepare
 from scalecap_ray.io.output import OutputFolder, write_part
 from scalecap_ray.io.sources import InputPlan, discover, read_input
 from scalecap_ray.pipeline import RECORD_FIELDS, RECORD_TYPE, Plan, retry_policy
+from scalecap_ray.resources.cluster import ClusterShape
+from scalecap_ray.resources.placement import Placement, PlacementError
 from scalecap_ray.stages.batch import BOOKKEEPING, USAGE, USAGE_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -34,14 +36,6 @@ class RunResult:
     output: str
     rows_written: int
     rows_skipped: int  # already in the output from earlier runs
-
-
-def engine_placement(dep: ModelDeployment, cluster_has_gpus: bool) -> EnginePlacement:
-    """Ray resources of one replica (the one place they are derived)."""
-    gpus = dep.num_gpus if dep.num_gpus is not None else (
-        float(dep.gpus_per_replica) if cluster_has_gpus else 0.0)
-    cpus = dep.num_cpus if dep.num_cpus is not None else (1.0 if cluster_has_gpus else 0.0)
-    return EnginePlacement(num_cpus=cpus, num_gpus=gpus, accelerator_type=dep.accelerator_type)
 
 
 def scalecap_records(table: pa.Table) -> pa.Array:
@@ -112,38 +106,64 @@ def through_stages(plan: Plan, ds):
             batch_format="pyarrow",
             compute=_compute(stage.settings),
             num_cpus=stage.settings.num_cpus,
+            resources=stage.settings.resources or None,
         )
     return ds.map_batches(finalize, fn_kwargs={"job": plan.job}, batch_format="pyarrow",
                           num_cpus=LIGHT_TASK_CPUS)
 
 
+def check_cluster(plan: Plan, cluster: ClusterShape | None = None) -> Placement:
+    """The plan's placement on `cluster` (default: the Ray cluster this process is joined
+    to); raises PlacementError, with the whole plan and every problem, when it cannot run."""
+    placement = plan.placement(cluster or ClusterShape.from_ray())
+    if not placement.ok:
+        raise PlacementError(placement.describe())
+    logger.info("placement:\n%s", placement.describe())
+    return placement
+
+
+def engine_pools(plan: Plan, placement: Placement, factory=None) -> list[EnginePool]:
+    """One pool per distinct engine, placed as `placement` says; the ones with the most
+    GPUs per replica first, so that small replicas cannot fragment the nodes that a
+    tensor-parallel group needs whole."""
+    pools = []
+    for shape in sorted(placement.engines, key=lambda e: -e.gpus_per_replica):
+        spec, dep = plan.engines[shape.roles[0]]
+        cfg = dep.engine_config(shape.placement.num_gpus)
+        pools.append(EnginePool(spec, cfg, shape.placement, factory=factory,
+                                min_replicas=dep.replica_range[0]))
+    return pools
+
+
 def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = False,
-             force: bool = False, address: str | None = None) -> RunResult:
+             force: bool = False, address: str | None = None,
+             cluster: ClusterShape | None = None, engine_factory=None) -> RunResult:
     """Run the job: check the input and the output folder (before any model work), join
-    Ray (`address`, else RAY_ADDRESS, else a local Ray) unless already joined, start the
-    engines, stream the rows into part files of `output.rows_per_file` rows, stop the
-    engines."""
+    Ray (`address`, else RAY_ADDRESS, else a local Ray) unless already joined, check that
+    the plan fits the cluster (or `cluster`, the size an autoscaler grows it to), start the
+    engines (`engine_factory`: a stand-in for vLLM, for tests), stream the rows into part
+    files of `output.rows_per_file` rows, stop the engines."""
     import ray
 
     retry = retry_policy(plan.config)
     source = discover(input_path, retry)
     out = OutputFolder(output_dir, retry)
-    done = out.start_run(plan.job, plan.payload, plan.config.model_dump(mode="json"),
-                         plan.run_id, overwrite=overwrite, force=force)
-    if done:
-        logger.info("resuming %s: %d row(s) already written are skipped", output_dir, len(done))
+    config_dump = plan.config.model_dump(mode="json")
+    out.check_run(plan.job, plan.payload, config_dump, overwrite=overwrite, force=force)
     if not ray.is_initialized():
         ray.init(address=address)
+    placement = check_cluster(plan, cluster)
+    done = out.start_run(plan.job, plan.payload, config_dump, plan.run_id,
+                         overwrite=overwrite, force=force)
+    if done:
+        logger.info("resuming %s: %d row(s) already written are skipped", output_dir, len(done))
     rows = input_rows(plan, source, done)
     todo = rows.count()  # a cheap pass (reading and parsing only) before any model starts
     logger.info("%d input row(s) to process", todo)
     if todo == 0:
         out.finish_run(plan.run_id, 0)
         return RunResult(output_dir, 0, len(done))
-    has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-    pools: list[EnginePool] = []
-    for spec, dep in {spec.names: (spec, dep) for spec, dep in plan.engines.values()}.values():
-        pools.append(EnginePool(spec, dep.engine_config(), engine_placement(dep, has_gpus)))
+    pools = engine_pools(plan, placement, engine_factory)
     written = 0
     try:
         for pool in pools:

@@ -98,3 +98,31 @@ def test_input_and_resume_problems_are_refused_before_any_work(tmp_path):
 def test_export_of_a_folder_without_a_run(tmp_path):
     proc = run_cli("export", str(tmp_path))
     assert proc.returncode == 2 and "not a scalecap-ray output" in proc.stderr
+
+
+def test_plan_shows_placement_and_rejects_what_cannot_run(tmp_path):
+    node = '[{"cpus": 96, "gpus": 8, "accelerator_type": "H100"}]'
+    ok = run_cli("plan", "--config", "cluster/node-8gpu.yaml", "--cluster-resources", node)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "llm: Qwen/Qwen2-72B-Instruct, 1 replica(s), each a STRICT_PACK placement group " \
+           "of 4 GPU bundle(s)" in ok.stdout
+    assert "vlm: Qwen/Qwen2.5-VL-7B-Instruct, 4 replica(s), each 1 GPU" in ok.stdout
+    assert "fits: yes" in ok.stdout
+    small = '[{"count": 2, "cpus": 32, "gpus": 4, "accelerator_type": "H100"}]'
+    bad = run_cli("plan", "--config", "cluster/node-8gpu.yaml", "--set",
+                  "llm.tensor_parallel_size=8", "--cluster-resources", small)
+    assert bad.returncode == 2
+    assert "cannot run: llm: tensor_parallel_size x pipeline_parallel_size = 8 GPUs per " \
+           "replica, but the largest node has 4 GPU(s)" in bad.stdout
+    broken = run_cli("plan", "--cluster-resources", '[{"cpus": 4, "gpu": 1}]')
+    assert broken.returncode == 2 and "gpu" in broken.stderr
+
+
+def test_run_checks_the_placement_before_reading_or_starting_anything(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("run", "--smoke", "--input", str(EXAMPLES / "images.jsonl"), "--output",
+                   str(out), "--set", "vlm.num_gpus=1", "--address", "local")
+    assert proc.returncode == 2
+    assert "each replica needs 1 GPU(s), the cluster has none" in proc.stderr
+    assert "starting vLLM" not in proc.stderr + proc.stdout
+    assert not out.exists()  # the output folder is not touched either

@@ -13,7 +13,7 @@ from scalecap_ray.pipeline import (
     plan_caption_job,
     plan_scalecap_job,
 )
-from scalecap_ray.runner import engine_placement, finalize
+from scalecap_ray.runner import finalize
 from scalecap_ray.stages.batch import BOOKKEEPING
 from scalecap_ray.stages.load import LoadStage
 from scalecap_ray.stages.questions import QuestionsStage
@@ -73,16 +73,6 @@ def test_planning_has_no_side_effects(tmp_path):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-def test_engine_placement_is_derived_from_parallelism():
-    dep = load_config(None, ["vlm.tensor_parallel_size=2", "vlm.pipeline_parallel_size=2"]).vlm
-    assert engine_placement(dep, cluster_has_gpus=True).num_gpus == 4
-    assert engine_placement(dep, cluster_has_gpus=False).num_gpus == 0
-    assert engine_placement(dep, cluster_has_gpus=True).num_cpus == 1
-    assert engine_placement(dep, cluster_has_gpus=False).num_cpus == 0
-    shared = load_config(None, ["vlm.num_gpus=0.5"]).vlm
-    assert engine_placement(shared, cluster_has_gpus=True).num_gpus == 0.5
 
 
 def test_routing_is_stable_and_spreads():

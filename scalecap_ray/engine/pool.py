@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from scalecap_ray.engine.config import EngineConfig
 from scalecap_ray.engine.types import ChatEngine, ChatRequest, ChatResult, Sampling
@@ -24,19 +25,21 @@ logger = logging.getLogger(__name__)
 
 
 ENGINE_RESTARTS = 3
+READY_WAIT_S = 2.0
 
 
 class EngineActor:
-    """Hosts one `VLLMEngine`; wrapped with `ray.remote` by `EnginePool.start`."""
+    """Hosts one engine (`VLLMEngine` unless a factory is given); wrapped with `ray.remote`
+    by `EnginePool.start`."""
 
-    def __init__(self, cfg: EngineConfig):
-        from scalecap_ray.engine.vllm_engine import VLLMEngine
-
+    def __init__(self, cfg: EngineConfig, factory: Callable[[EngineConfig], Any] | None = None):
+        if factory is None:
+            from scalecap_ray.engine.vllm_engine import VLLMEngine as factory
         # A failure to start (bad model path, no memory) is kept and raised by the calls:
         # raised here, it would make Ray restart the actor and load the model again.
         self.start_error: Exception | None = None
         try:
-            self.engine = VLLMEngine(cfg)
+            self.engine = factory(cfg)
         except Exception as exc:
             self.start_error = exc
 
@@ -70,56 +73,110 @@ class EngineSpec:
 
 @dataclass(frozen=True)
 class EnginePlacement:
-    """Ray resources of one engine replica."""
+    """Ray resources of one engine replica.  With more than one GPU per replica (tensor x
+    pipeline parallel) the replica is a placement group: the actor sits in the first
+    bundle, and vLLM's Ray executor starts one worker per GPU bundle (it uses the placement
+    group it finds itself in)."""
 
     num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    num_gpus: float = 0.0  # the actor's own; 0 inside a placement group
     accelerator_type: str | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    bundles: tuple[dict[str, float], ...] = ()
+    strategy: str = "STRICT_PACK"
+
+    def demand(self) -> list[dict[str, float]]:
+        """What one replica takes, as bundles (at most one without a placement group)."""
+        if self.bundles:
+            return [dict(b) for b in self.bundles]
+        one = {"CPU": self.num_cpus, "GPU": self.num_gpus, **self.resources}
+        if self.accelerator_type:
+            one[ACCELERATOR_PREFIX + self.accelerator_type] = ACCELERATOR_SHARE
+        one = {k: v for k, v in one.items() if v}
+        return [one] if one else []
+
+
+# How Ray itself asks for an accelerator type: a sliver of the node's marker resource.
+ACCELERATOR_PREFIX = "accelerator_type:"
+ACCELERATOR_SHARE = 0.001
 
 
 class EnginePool:
     """Starts and stops the replicas of one model (a driver-side object)."""
 
-    def __init__(self, spec: EngineSpec, cfg: EngineConfig, placement: EnginePlacement):
-        self.spec, self.cfg, self.placement = spec, cfg, placement
+    def __init__(self, spec: EngineSpec, cfg: EngineConfig, placement: EnginePlacement, *,
+                 min_replicas: int | None = None,
+                 factory: Callable[[EngineConfig], Any] | None = None):
+        self.spec, self.cfg, self.placement, self.factory = spec, cfg, placement, factory
+        self.min_replicas = min_replicas or len(spec.names)
         self._actors: list = []
+        self._groups: list = []
+        self._ready_refs: list = []
 
-    def start(self, timeout_s: float | None = None) -> list[dict]:
-        """Start every replica and wait until each has loaded its model."""
+    def _options(self, name: str) -> dict[str, Any]:
         import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        options = {
-            "num_cpus": self.placement.num_cpus,
-            "num_gpus": self.placement.num_gpus,
-            # An engine that dies mid-run is restarted by Ray, and calls that were in
-            # flight are sent again to the new one (they are idempotent: same requests,
-            # same greedy answers), so the batch survives.
+        p = self.placement
+        options: dict[str, Any] = {
+            "name": name, "namespace": self.spec.namespace,
+            "num_cpus": p.num_cpus, "num_gpus": p.num_gpus, "resources": dict(p.resources),
+            # An engine that dies mid-run is restarted by Ray (in the same placement group
+            # bundle), and calls that were in flight are sent again to the new one (they
+            # are idempotent: same requests, same greedy answers), so the batch survives.
             "max_restarts": ENGINE_RESTARTS,
             "max_task_retries": ENGINE_RESTARTS,
         }
-        if self.placement.accelerator_type:
-            options["accelerator_type"] = self.placement.accelerator_type
+        if p.bundles:
+            group = ray.util.placement_group(list(p.bundles), strategy=p.strategy,
+                                             name=f"{name}-pg")
+            self._groups.append(group)
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                group, placement_group_bundle_index=0,
+                # vLLM's workers are tasks of the actor: they must land in the group too.
+                placement_group_capture_child_tasks=True)
+        elif p.accelerator_type:
+            options["accelerator_type"] = p.accelerator_type
+        return options
+
+    def start(self, timeout_s: float | None = None) -> list[dict]:
+        """Start every replica and wait until `min_replicas` have loaded their model; the
+        others join the run when Ray finds resources for them."""
+        import ray
+
         actor_cls = ray.remote(EngineActor)
         for name in self.spec.names:
-            self._actors.append(
-                actor_cls.options(name=name, namespace=self.spec.namespace, **options)
-                .remote(self.cfg)
-            )
-        infos = ray.get([a.info.remote() for a in self._actors], timeout=timeout_s)
-        logger.info("%s engine ready: %d replica(s) of %s", self.spec.role, len(infos),
-                    self.cfg.model)
+            self._actors.append(actor_cls.options(**self._options(name))
+                                .remote(self.cfg, self.factory))
+        self._ready_refs = [a.info.remote() for a in self._actors]
+        pending, infos = list(self._ready_refs), []
+        while len(infos) < self.min_replicas:
+            done, pending = ray.wait(pending, num_returns=1, timeout=timeout_s)
+            if not done:
+                raise TimeoutError(f"{self.spec.role} engine: {len(infos)} of "
+                                   f"{self.min_replicas} replica(s) ready after {timeout_s} s")
+            infos.append(ray.get(done[0]))  # raises the replica's start error
+        logger.info("%s engine ready: %d of %d replica(s) of %s", self.spec.role, len(infos),
+                    len(self._actors), self.cfg.model)
         return infos
 
     def shutdown(self) -> None:
-        """Stop the engines (their worker processes too) and release the actors."""
+        """Stop the engines (their worker processes too), release the actors and their
+        placement groups.  Replicas still waiting for resources are only removed."""
         import ray
 
         actors, self._actors = self._actors, []
+        groups, self._groups = self._groups, []
+        refs, self._ready_refs = self._ready_refs, []
         try:
-            ray.get([a.shutdown.remote() for a in actors], timeout=60)
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+            started = [a for a, ref in zip(actors, refs, strict=True) if ref in done]
+            ray.get([a.shutdown.remote() for a in started], timeout=60)
         finally:
             for actor in actors:
                 ray.kill(actor)
+            for group in groups:
+                ray.util.remove_placement_group(group)
 
 
 def route(key: str | None, index: int, replicas: int) -> int:
@@ -133,20 +190,44 @@ def route(key: str | None, index: int, replicas: int) -> int:
 
 
 class RemoteEngine:
-    """A `ChatEngine` backed by the replicas of an `EngineSpec` (used inside stage actors)."""
+    """A `ChatEngine` backed by the replicas of an `EngineSpec` (used inside stage actors).
+    Requests go to the replicas that are up; replicas that start later (more resources
+    appeared) are picked up by later calls."""
 
     def __init__(self, spec: EngineSpec):
         import ray
 
         self.spec = spec
         self._handles = [ray.get_actor(n, namespace=spec.namespace) for n in spec.names]
+        self._pending = {i: h.info.remote() for i, h in enumerate(self._handles)}
+        self._ready: list[int] = []
+        # The pool has started the minimum already: they answer at once; a short wait
+        # lets all of those count from the first batch on.
+        ray.wait(list(self._pending.values()), num_returns=1)
+        self._refresh(wait_s=READY_WAIT_S)
+
+    def _refresh(self, wait_s: float = 0) -> None:
+        import ray
+
+        if not self._pending:
+            return
+        refs = list(self._pending.values())
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=wait_s)
+        for i, ref in list(self._pending.items()):
+            if ref in done:
+                del self._pending[i]
+                ray.get(ref)  # a replica that failed to start fails the stage
+                self._ready.append(i)
+        self._ready.sort()
 
     def chat(self, requests: Sequence[ChatRequest], sampling: Sampling) -> list[ChatResult]:
         import ray
 
+        self._refresh()
         groups: dict[int, list[int]] = {}
         for i, req in enumerate(requests):
-            groups.setdefault(route(req.image_key, i, len(self._handles)), []).append(i)
+            replica = self._ready[route(req.image_key, i, len(self._ready))]
+            groups.setdefault(replica, []).append(i)
         refs = {r: self._handles[r].chat.remote([requests[i] for i in idx], sampling)
                 for r, idx in groups.items()}
         results: list[ChatResult | None] = [None] * len(requests)

@@ -88,6 +88,10 @@ def resolve_engine_args(
     }
     if cfg.max_num_seqs is not None:
         args["max_num_seqs"] = cfg.max_num_seqs
+    if not on_cpu and cfg.gpus_per_replica > 1:
+        # The replica's actor sits in a placement group with one bundle per GPU; vLLM's Ray
+        # executor starts its workers on those bundles.
+        args["distributed_executor_backend"] = "ray"
     if on_cpu:
         args |= CPU_DEFAULTS
         if cfg.gpu_memory_utilization is not None:

@@ -30,7 +30,8 @@ TMP_PREFIX = ".tmp-"
 # Config fields that change how fast a job runs but not what it writes.
 RESOURCE_FIELDS = {"batch_size", "concurrency", "num_cpus", "num_gpus", "replicas",
                    "accelerator_type", "max_num_seqs", "gpu_memory_utilization",
-                   "download_dir", "limit", "rows_per_file", "row_group_rows"}
+                   "download_dir", "limit", "rows_per_file", "row_group_rows",
+                   "placement_strategy", "resources", "weights_gb"}
 
 
 class ResumeError(ValueError):
@@ -107,24 +108,33 @@ class OutputFolder:
                     name.startswith(PART_PREFIX) and name.endswith(".parquet")):
                 filesystem.delete_file(info.path)
 
+    def check_run(self, job: str, payload: str, config_dump: dict[str, Any], *,
+                  overwrite: bool, force: bool) -> dict[str, Any] | None:
+        """Raise ResumeError unless this run may write here (reads only); the earlier
+        run's record, if any."""
+        previous = None if overwrite else self.read_run()
+        if previous is None or force:
+            return previous
+        if previous["job"] != job:
+            raise ResumeError(
+                f"output {self.path} holds a '{previous['job']}' job, not '{job}'; use "
+                "--overwrite to start fresh")
+        settings = {**result_settings(config_dump), "payload": payload}
+        diff = _differences(previous["settings"], settings)
+        if diff:
+            raise ResumeError(
+                f"output {self.path} was written with another configuration (differs in: "
+                f"{', '.join(diff)}); use --force to continue it anyway or --overwrite "
+                "to start fresh")
+        return previous
+
     def start_run(self, job: str, payload: str, config_dump: dict[str, Any], run_id: str, *,
                   overwrite: bool, force: bool) -> list[str]:
         """Check the folder can take this run, record it, and return the ids already done."""
         if overwrite:
             self.clear()
+        previous = self.check_run(job, payload, config_dump, overwrite=False, force=force)
         settings = {**result_settings(config_dump), "payload": payload}
-        previous = self.read_run()
-        if previous is not None and not force:
-            if previous["job"] != job:
-                raise ResumeError(
-                    f"output {self.path} holds a '{previous['job']}' job, not '{job}'; use "
-                    "--overwrite to start fresh")
-            diff = _differences(previous["settings"], settings)
-            if diff:
-                raise ResumeError(
-                    f"output {self.path} was written with another configuration (differs in: "
-                    f"{', '.join(diff)}); use --force to continue it anyway or --overwrite "
-                    "to start fresh")
         for info in self._entries():  # temporaries of a run that was killed
             if info.base_name.startswith(TMP_PREFIX):
                 self._fs()[0].delete_file(info.path)

@@ -83,5 +83,9 @@ def test_resolved_engine_args_on_cpu_and_gpu(smoke_model_dir):
     gpu = resolve_engine_args(cfg.model_copy(update={"tensor_parallel_size": 2}), on_cpu=False)
     assert gpu["gpu_memory_utilization"] == 0.90 and gpu["enforce_eager"] is False
     assert gpu["tensor_parallel_size"] == 2 and "block_size" not in gpu
+    # More than one GPU per replica: vLLM's Ray executor, on the replica's placement group.
+    assert gpu["distributed_executor_backend"] == "ray"
+    assert "distributed_executor_backend" not in resolve_engine_args(cfg, on_cpu=False)
+    assert "distributed_executor_backend" not in cpu
     # The smoke model is a Qwen2.5-VL: no video budget.
     assert gpu["limit_mm_per_prompt"] == {"video": 0, "image": 1}
