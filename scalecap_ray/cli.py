@@ -18,6 +18,10 @@ def _config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="Use the built-in tiny random-weight model for every role (CPU tests "
                         "and demos; its text is meaningless).")
+    p.add_argument("--backend", choices=["vllm", "openai"],
+                   help="Engine backend of both models: vllm (engines in Ray actors) or "
+                        "openai (an OpenAI-compatible API: also set vlm.api_url, "
+                        "vlm.model_name, llm.api_url, llm.model_name).")
 
 
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,7 +96,8 @@ def resolve_config(args: argparse.Namespace) -> ScaleCapConfig:
         path = ensure_smoke_model()
         overrides += [f"vlm.model={path}", f"llm.model={path}"]
     for flag, key in (("limit", "input.limit"), ("image_key", "input.image_key"),
-                      ("id_key", "input.id_key")):
+                      ("id_key", "input.id_key"), ("backend", "vlm.backend"),
+                      ("backend", "llm.backend")):
         if getattr(args, flag, None) is not None:
             overrides.append(f"{key}={getattr(args, flag)}")
     return load_config(args.config, overrides + args.overrides)
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     from scalecap_ray.pipeline import plan_caption_job, plan_scalecap_job
     from scalecap_ray.resources.cluster import ClusterShape
     from scalecap_ray.resources.placement import PlacementError
-    from scalecap_ray.runner import run_plan
+    from scalecap_ray.runner import CapabilityError, run_plan
 
     if args.command == "run" or getattr(args, "job", None) == "run":
         plan = plan_scalecap_job(config)
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             return _print_plan(plan, cluster, args.address)
         result = run_plan(plan, _local(args.input), _local(args.output), overwrite=args.overwrite,
                           force=args.force, address=args.address, cluster=cluster)
-    except (InputError, ResumeError, PlacementError, ValueError) as exc:
+    except (InputError, ResumeError, PlacementError, CapabilityError, ValueError) as exc:
         print(f"scalecap-ray: {exc}", file=sys.stderr)
         return 2
     skipped = f", {result.rows_skipped} already there" if result.rows_skipped else ""

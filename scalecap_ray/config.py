@@ -235,6 +235,10 @@ class ScaleCapConfig(BaseModel):
     verify_mode: Literal["contrastive", "yes_no"] = Field(
         "contrastive", description="contrastive = the paper's image/no-image token "
         "probabilities; yes_no = DataFlow-MM's grounding question per sentence.")
+    verify_fallback: bool = Field(
+        False, description="When the VLM is an API without prompt log-probabilities (OpenAI's "
+        "own), verify with yes/no questions instead of failing at start-up (contrastive mode "
+        "needs them; vLLM's server has them).")
     keep_all_if_none: bool = Field(True, description="When no sentence passes, keep the whole "
                                    "initial caption as the one golden sentence (official code).")
     max_questions: int = Field(20, ge=1, description="Most object instructions per image.")

@@ -8,7 +8,7 @@ run killed at any point and started again writes every input row exactly once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
@@ -135,6 +135,34 @@ def engine_pools(plan: Plan, placement: Placement, factory=None) -> list[EngineP
     return pools
 
 
+class CapabilityError(RuntimeError):
+    """An engine cannot do what the job asks of it."""
+
+
+def check_capabilities(plan: Plan, capabilities: dict[tuple[str, ...], dict[str, bool]]
+                       ) -> Plan:
+    """The plan, or (with `verify_fallback`) the same plan verifying by yes/no questions,
+    when the VLM gives no prompt log-probabilities; raises CapabilityError otherwise."""
+    cfg = plan.config
+    if plan.job != "scalecap" or cfg.verify_mode != "contrastive":
+        return plan
+    spec, dep = plan.engines["vlm"]
+    if capabilities[spec.names].get("prompt_logprobs"):
+        return plan
+    where = dep.api_url or dep.model
+    if not cfg.verify_fallback:
+        raise CapabilityError(
+            f"verify_mode contrastive needs prompt log-probabilities, which {where} does "
+            "not return (vLLM's server does; OpenAI's does not): set verify_mode=yes_no, "
+            "or verify_fallback=true to switch when this happens")
+    logger.warning("%s returns no prompt log-probabilities: verifying with yes/no "
+                   "questions (verify_fallback)", where)
+    from scalecap_ray.pipeline import plan_scalecap_job
+
+    fallback = cfg.model_copy(update={"verify_mode": "yes_no"})
+    return replace(plan_scalecap_job(fallback, run_id=plan.run_id), engines=plan.engines)
+
+
 def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = False,
              force: bool = False, address: str | None = None,
              cluster: ClusterShape | None = None, engine_factory=None) -> RunResult:
@@ -166,8 +194,8 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
     pools = engine_pools(plan, placement, engine_factory)
     written = 0
     try:
-        for pool in pools:
-            pool.start()
+        capabilities = {pool.spec.names: pool.start()[0]["capabilities"] for pool in pools}
+        plan = check_capabilities(plan, capabilities)
         ds = through_stages(plan, rows).map_batches(
             write_part, batch_size=plan.config.output.rows_per_file, batch_format="pyarrow",
             num_cpus=LIGHT_TASK_CPUS,

@@ -100,3 +100,13 @@ def http_server(tmp_path_factory):
     server = HTTPImageServer(root)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(smoke_model_dir, tmp_path_factory):
+    """vLLM's OpenAI-compatible server (CPU build) on the smoke model, on 127.0.0.1."""
+    from tests.apiservers import VLLMServer
+
+    server = VLLMServer(smoke_model_dir, tmp_path_factory.mktemp("vllm") / "server.log")
+    yield server
+    server.stop()

@@ -41,7 +41,8 @@ def make_batch(rows: list[dict]) -> pa.Table:
 
     from scalecap_ray.stages.batch import BOOKKEEPING
 
-    full = [{"error": None, "error_stage": None, "stage_usage": [], **r} for r in rows]
+    full = [{"error": None, "error_stage": None, "stage_usage": [], "image_uri": None, **r}
+            for r in rows]
     table = pa.Table.from_pylist(full)
     for name, typ in BOOKKEEPING.items():
         table = table.set_column(table.column_names.index(name), name,

@@ -46,6 +46,9 @@ class StandInEngine:
                 for i in range(len(group.bundle_specs))])
         self.engine_args = where
 
+    async def capabilities(self) -> dict[str, bool]:
+        return {"prompt_logprobs": True, "logprobs": True}
+
     async def chat(self, requests: Sequence[ChatRequest], sampling: Sampling
                    ) -> list[ChatResult]:
         return [self._one(r, sampling) for r in requests]

@@ -126,3 +126,9 @@ def test_run_checks_the_placement_before_reading_or_starting_anything(tmp_path):
     assert "each replica needs 1 GPU(s), the cluster has none" in proc.stderr
     assert "starting vLLM" not in proc.stderr + proc.stdout
     assert not out.exists()  # the output folder is not touched either
+
+
+def test_api_backend_without_a_url_is_a_config_error(tmp_path):
+    proc = run_cli("run", "--backend", "openai", "--input", str(EXAMPLES / "images.jsonl"),
+                   "--output", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "api_url is required with backend 'openai'" in proc.stderr

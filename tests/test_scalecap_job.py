@@ -29,14 +29,19 @@ CONTRACT = {
 N_EXAMPLES = len((EXAMPLES / "images.jsonl").read_text().splitlines())
 
 
-def run_job(tmp_path, *settings: str) -> list[dict]:
+def job_input(tmp_path) -> str:
+    """The example images plus one missing image, as a JSONL input."""
     src = tmp_path / "in"
     shutil.copytree(EXAMPLES / "images", src / "images")
     lines = (EXAMPLES / "images.jsonl").read_text().splitlines()
     lines.append(json.dumps({"image": "images/missing.png"}))
     (src / "input.jsonl").write_text("\n".join(lines) + "\n")
+    return str(src / "input.jsonl")
+
+
+def run_job(tmp_path, *settings: str) -> list[dict]:
     out = tmp_path / "out"
-    args = ["run", "--smoke", "--input", str(src / "input.jsonl"), "--output", str(out)]
+    args = ["run", "--smoke", "--input", job_input(tmp_path), "--output", str(out)]
     for s in settings:
         args += ["--set", s]
     proc = run_cli(*args)

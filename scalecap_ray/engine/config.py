@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
@@ -60,6 +60,36 @@ class EngineConfig(BaseModel):
     device: Literal["auto", "cuda", "cpu"] = Field(
         "auto", description="Where the engine runs; 'auto' = CUDA when a GPU is visible."
     )
+    # -- the OpenAI-compatible API backend ------------------------------------------------
+    backend: Literal["vllm", "openai"] = Field(
+        "vllm", description="vllm = vLLM engines in Ray actors; openai = an OpenAI-compatible "
+        "endpoint (`vllm serve`, OpenAI, DashScope, ...), called from the engine actors.")
+    api_url: str | None = Field(None, description="Base URL of the API (openai backend), "
+                                "e.g. http://host:8000/v1.")
+    model_name: str | None = Field(None, description="Model name the API serves; default: "
+                                   "`model`.")
+    api_key_env: str = Field("SCALECAP_API_KEY", description="Environment variable holding "
+                             "the API key; DF_API_KEY (DataFlow-MM's) is read when it is unset.")
+    request_timeout_s: float = Field(1800.0, gt=0, description="Timeout of one API request.")
+    max_retries: int = Field(5, ge=0, description="Retries of a request that failed with a "
+                             "rate limit (429), a server error (5xx), a timeout or a broken "
+                             "connection, with exponential backoff and jitter (the openai "
+                             "client's own).")
+    max_concurrent_requests: int = Field(10, ge=1, description="Requests in flight per "
+                                         "replica (DataFlow-MM's max_workers).")
+    requests_per_second: float | None = Field(None, gt=0, description="Request rate limit, "
+                                              "shared by all replicas of this model.")
+    tokens_per_minute: float | None = Field(None, gt=0, description="Token rate limit (prompt "
+                                            "+ output), shared by all replicas.")
+    send_image_urls: bool = Field(False, description="Send an image that came from an "
+                                  "http(s) URL as that URL, for the API to fetch, instead of "
+                                  "the loaded image (the API's own resizing then applies).")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> EngineConfig:
+        if self.backend == "openai" and not self.api_url:
+            raise ValueError("api_url is required with backend 'openai'")
+        return self
 
     @property
     def gpus_per_replica(self) -> int:

@@ -28,18 +28,36 @@ ENGINE_RESTARTS = 3
 READY_WAIT_S = 2.0
 
 
-class EngineActor:
-    """Hosts one engine (`VLLMEngine` unless a factory is given); wrapped with `ray.remote`
-    by `EnginePool.start`."""
+def _vllm_engine(cfg: EngineConfig, limiter: Any) -> Any:
+    from scalecap_ray.engine.vllm_engine import VLLMEngine
 
-    def __init__(self, cfg: EngineConfig, factory: Callable[[EngineConfig], Any] | None = None):
-        if factory is None:
-            from scalecap_ray.engine.vllm_engine import VLLMEngine as factory
+    return VLLMEngine(cfg)
+
+
+def _openai_engine(cfg: EngineConfig, limiter: Any) -> Any:
+    from scalecap_ray.engine.openai_engine import OpenAIEngine
+
+    return OpenAIEngine(cfg, limiter)
+
+
+# Engine builders by `EngineConfig.backend`: (config, shared rate limiter) -> engine.
+BACKENDS: dict[str, Callable[[EngineConfig, Any], Any]] = {
+    "vllm": _vllm_engine,
+    "openai": _openai_engine,
+}
+
+
+class EngineActor:
+    """Hosts one engine (by the config's backend, unless a factory is given); wrapped with
+    `ray.remote` by `EnginePool.start`."""
+
+    def __init__(self, cfg: EngineConfig, factory: Callable[[EngineConfig], Any] | None = None,
+                 limiter: Any = None):
         # A failure to start (bad model path, no memory) is kept and raised by the calls:
         # raised here, it would make Ray restart the actor and load the model again.
         self.start_error: Exception | None = None
         try:
-            self.engine = factory(cfg)
+            self.engine = factory(cfg) if factory else BACKENDS[cfg.backend](cfg, limiter)
         except Exception as exc:
             self.start_error = exc
 
@@ -55,7 +73,8 @@ class EngineActor:
     async def info(self) -> dict:
         self._check_started()
         return {"model": self.engine.cfg.model, "max_model_len": self.engine.max_model_len,
-                "engine_args": self.engine.engine_args}
+                "engine_args": self.engine.engine_args,
+                "capabilities": await self.engine.capabilities()}
 
     async def shutdown(self) -> None:
         if self.start_error is None:
@@ -112,6 +131,7 @@ class EnginePool:
         self._actors: list = []
         self._groups: list = []
         self._ready_refs: list = []
+        self._limiter = None
 
     def _options(self, name: str) -> dict[str, Any]:
         import ray
@@ -144,10 +164,18 @@ class EnginePool:
         others join the run when Ray finds resources for them."""
         import ray
 
+        from scalecap_ray.engine.ratelimit import RateLimiter
+
+        cfg = self.cfg
+        if cfg.backend == "openai" and (cfg.requests_per_second or cfg.tokens_per_minute):
+            # One limiter for all replicas: the quota is the provider account's.
+            self._limiter = ray.remote(RateLimiter).options(
+                name=f"{self.spec.names[0]}-limits", namespace=self.spec.namespace,
+                num_cpus=0).remote(cfg.requests_per_second, cfg.tokens_per_minute)
         actor_cls = ray.remote(EngineActor)
         for name in self.spec.names:
             self._actors.append(actor_cls.options(**self._options(name))
-                                .remote(self.cfg, self.factory))
+                                .remote(cfg, self.factory, self._limiter))
         self._ready_refs = [a.info.remote() for a in self._actors]
         pending, infos = list(self._ready_refs), []
         while len(infos) < self.min_replicas:
@@ -166,6 +194,7 @@ class EnginePool:
         import ray
 
         actors, self._actors = self._actors, []
+        limiter, self._limiter = self._limiter, None
         groups, self._groups = self._groups, []
         refs, self._ready_refs = self._ready_refs, []
         try:
@@ -173,7 +202,7 @@ class EnginePool:
             started = [a for a, ref in zip(actors, refs, strict=True) if ref in done]
             ray.get([a.shutdown.remote() for a in started], timeout=60)
         finally:
-            for actor in actors:
+            for actor in [*actors, *([limiter] if limiter is not None else [])]:
                 ray.kill(actor)
             for group in groups:
                 ray.util.remove_placement_group(group)

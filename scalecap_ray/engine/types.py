@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -29,6 +29,9 @@ class ChatRequest:
     image_key: str | None = None
     system: str | None = None
     assistant: str | None = None
+    # Where the image came from, when that is an http(s) URL: API engines may send it
+    # instead of the bytes (`send_image_urls`); vLLM engines always use the bytes.
+    image_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,19 @@ class ChatEngine(Protocol):
     failures of the engine itself raise."""
 
     def chat(self, requests: Sequence[ChatRequest], sampling: Sampling) -> list[ChatResult]: ...
+
+
+def chat_messages(req: ChatRequest, image_part: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The chat messages of a request: system, then the user turn with the image part
+    (each engine's own form of it) before the prompt, then the assistant text to score."""
+    content: list[dict[str, Any]] = []
+    if req.image is not None and image_part is not None:
+        content.append(image_part)
+    content.append({"type": "text", "text": req.prompt})
+    messages: list[dict[str, Any]] = []
+    if req.system is not None:
+        messages.append({"role": "system", "content": req.system})
+    messages.append({"role": "user", "content": content})
+    if req.assistant is not None:
+        messages.append({"role": "assistant", "content": req.assistant})
+    return messages

@@ -21,7 +21,13 @@ from PIL import Image
 
 from scalecap_ray.engine.config import EngineConfig
 from scalecap_ray.engine.models import family_engine_args, read_hf_config
-from scalecap_ray.engine.types import ChatRequest, ChatResult, Sampling, TokenLogprob
+from scalecap_ray.engine.types import (
+    ChatRequest,
+    ChatResult,
+    Sampling,
+    TokenLogprob,
+    chat_messages,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -135,26 +141,17 @@ class VLLMEngine:
         self.max_model_len = self.engine_args["max_model_len"]
         self._token_ids: dict[str, int | None] = {}
 
-    # -- prompts ---------------------------------------------------------------------
+    async def capabilities(self) -> dict[str, bool]:
+        """Scoring support: vLLM gives prompt and output log-probabilities."""
+        return {"prompt_logprobs": True, "logprobs": True}
 
-    def _messages(self, req: ChatRequest) -> list[dict[str, Any]]:
-        content: list[dict[str, Any]] = []
-        if req.image is not None:
-            content.append({"type": "image"})
-        content.append({"type": "text", "text": req.prompt})
-        messages: list[dict[str, Any]] = []
-        if req.system is not None:
-            messages.append({"role": "system", "content": req.system})
-        messages.append({"role": "user", "content": content})
-        if req.assistant is not None:
-            messages.append({"role": "assistant", "content": req.assistant})
-        return messages
+    # -- prompts ---------------------------------------------------------------------
 
     def render(self, req: ChatRequest) -> str:
         """The prompt text for `req`, by the model's own chat template."""
         scoring = req.assistant is not None
         return self.tokenizer.apply_chat_template(
-            self._messages(req),
+            chat_messages(req, {"type": "image"}),
             tokenize=False,
             add_generation_prompt=not scoring,
             continue_final_message=scoring,

@@ -30,6 +30,9 @@ class PlacementError(ValueError):
 def replica_placement(dep: ModelDeployment, cluster_has_gpus: bool) -> EnginePlacement:
     """Ray resources of one replica of `dep` (the one place they are derived): GPUs per
     replica = tensor x pipeline parallel on a GPU cluster, 0 on a CPU-only one."""
+    if dep.backend == "openai":  # the model runs elsewhere: the replica only waits on HTTP
+        return EnginePlacement(num_cpus=dep.num_cpus or 0.0, num_gpus=0.0,
+                               resources=dict(dep.resources))
     n = dep.gpus_per_replica
     gpus = dep.num_gpus if dep.num_gpus is not None else (float(n) if cluster_has_gpus else 0.0)
     cpus = dep.num_cpus if dep.num_cpus is not None else (1.0 if cluster_has_gpus else 0.0)
@@ -284,7 +287,8 @@ def plan_placement(engines: dict[str, tuple[tuple[str, ...], ModelDeployment]],
     """The placement of `engines` (key -> (roles, deployment)) and `stages` on `cluster`,
     with its problems (empty when the job can start)."""
     shapes = [EngineShape(roles, dep, replica_placement(dep, cluster.has_gpus),
-                          weights_size(dep)) for roles, dep in engines.values()]
+                          weights_size(dep) if dep.backend == "vllm" else None)
+              for roles, dep in engines.values()]
     placement = Placement(cluster, shapes, [StageShape(*s) for s in stages])
     for e in shapes:
         placement.problems += _structural_problems(e, cluster)

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from scalecap_ray.engine.pool import EngineSpec, connect
 from scalecap_ray.engine.types import ChatEngine, ChatRequest, Sampling
-from scalecap_ray.stages.batch import Rows, call_engine
+from scalecap_ray.stages.batch import IMAGE_READS, Rows, call_engine, image_args
 
 ANSWER_COLUMNS = {
     "answer_scores": pa.list_(pa.float64()),
@@ -24,7 +24,7 @@ class AnswerStage:
     (every non-empty answer), `qa_answers_filtered` and null `answer_scores`."""
 
     name = "answer"
-    reads = ("object_questions", "position_questions", "image_bytes", "image_hash")
+    reads = ("object_questions", "position_questions", *IMAGE_READS)
     writes: ClassVar[dict[str, pa.DataType]] = {"answers": pa.list_(pa.string()), **ANSWER_COLUMNS}
 
     def __init__(self, engine: EngineSpec | ChatEngine, *, sampling: Sampling,
@@ -35,8 +35,7 @@ class AnswerStage:
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = Rows(batch, self.reads)
         requests = {
-            i: [ChatRequest(q, image=rows.cols["image_bytes"][i],
-                            image_key=rows.cols["image_hash"][i], system=self.system)
+            i: [ChatRequest(q, system=self.system, **image_args(rows, i))
                 for q in rows.cols["object_questions"][i] + rows.cols["position_questions"][i]]
             for i in rows.active()
         }

@@ -33,6 +33,19 @@ BOOKKEEPING: dict[str, pa.DataType] = {
 }
 
 
+# What a stage that sends the image reads.
+IMAGE_READS = ("image_bytes", "image_hash", "image_uri")
+
+
+def image_args(rows: Rows, i: int) -> dict[str, Any]:
+    """Row `i`'s image for a request: the loaded bytes, their cache key, and the source
+    URL when it is http(s) (an API backend may send that instead: `send_image_urls`)."""
+    uri = rows.cols["image_uri"][i]
+    url = uri if isinstance(uri, str) and uri.startswith(("http://", "https://")) else None
+    return {"image": rows.cols["image_bytes"][i], "image_key": rows.cols["image_hash"][i],
+            "image_url": url}
+
+
 class Rows:
     """One batch as Python lists: the columns a stage reads, and those it writes."""
 

@@ -9,14 +9,14 @@ import pyarrow as pa
 
 from scalecap_ray.engine.pool import EngineSpec, connect
 from scalecap_ray.engine.types import ChatEngine, ChatRequest, Sampling
-from scalecap_ray.stages.batch import Rows, call_engine
+from scalecap_ray.stages.batch import IMAGE_READS, Rows, call_engine, image_args
 
 
 class CaptionStage:
     """Reads the image, writes its caption (`init_caption`, or `output` if given)."""
 
     name = "caption"
-    reads = ("image_bytes", "image_hash")
+    reads = IMAGE_READS
     writes: ClassVar[dict[str, pa.DataType]] = {"init_caption": pa.string()}
 
     def __init__(self, engine: EngineSpec | ChatEngine, *, prompt: str, sampling: Sampling,
@@ -28,8 +28,7 @@ class CaptionStage:
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = Rows(batch, self.reads)
         requests = {
-            i: [ChatRequest(self.prompt, image=rows.cols["image_bytes"][i],
-                            image_key=rows.cols["image_hash"][i], system=self.system)]
+            i: [ChatRequest(self.prompt, system=self.system, **image_args(rows, i))]
             for i in rows.active()
         }
         captions = rows.output(self.output)

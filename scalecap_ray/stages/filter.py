@@ -17,7 +17,7 @@ from scalecap_ray.engine.pool import EngineSpec, connect
 from scalecap_ray.engine.types import ChatEngine, ChatRequest
 from scalecap_ray.prompts import fill
 from scalecap_ray.stages.answer import ANSWER_COLUMNS
-from scalecap_ray.stages.batch import Rows, call_engine
+from scalecap_ray.stages.batch import IMAGE_READS, Rows, call_engine, image_args
 from scalecap_ray.stages.verify import SCORE_SAMPLING, YES_NO_SAMPLING
 from scalecap_ray.text.scoring import contrastive_scores, keep, yes_probability
 from scalecap_ray.text.sentences import Sentence
@@ -28,7 +28,7 @@ class FilterStage:
     `qa_answers_filtered`."""
 
     name = "filter"
-    reads = ("object_questions", "position_questions", "answers", "image_bytes", "image_hash")
+    reads = ("object_questions", "position_questions", "answers", *IMAGE_READS)
     writes = ANSWER_COLUMNS
 
     def __init__(self, engine: EngineSpec | ChatEngine, *,
@@ -53,9 +53,6 @@ class FilterStage:
                 a for (_, a), k in zip(pairs[i], kept, strict=True) if k]
         return rows.to_table(self.writes)
 
-    def _image(self, rows: Rows, i: int) -> dict:
-        return {"image": rows.cols["image_bytes"][i], "image_key": rows.cols["image_hash"][i]}
-
     def _requests(self, rows, pairs, make) -> tuple[dict, dict]:
         """Requests for the non-empty answers, and where each answer's result lands."""
         requests, where = {}, {}
@@ -69,7 +66,7 @@ class FilterStage:
 
     def _contrastive(self, rows, pairs) -> dict[int, list[float | None]]:
         def make(rows, i, q, a):
-            return [ChatRequest(q, system=self.system, assistant=a, **self._image(rows, i)),
+            return [ChatRequest(q, system=self.system, assistant=a, **image_args(rows, i)),
                     ChatRequest(q, system=self.system, assistant=a)]
 
         requests, where = self._requests(rows, pairs, make)
@@ -91,7 +88,7 @@ class FilterStage:
     def _yes_no(self, rows, pairs) -> dict[int, list[float | None]]:
         def make(rows, i, q, a):
             return [ChatRequest(fill(self.grounding_prompt, a), system=self.system,
-                                **self._image(rows, i))]
+                                **image_args(rows, i))]
 
         requests, where = self._requests(rows, pairs, make)
         out = {}

@@ -16,7 +16,7 @@ import pyarrow as pa
 from scalecap_ray.engine.pool import EngineSpec, connect
 from scalecap_ray.engine.types import ChatEngine, ChatRequest, Sampling
 from scalecap_ray.prompts import fill
-from scalecap_ray.stages.batch import Rows, call_engine
+from scalecap_ray.stages.batch import IMAGE_READS, Rows, call_engine, image_args
 from scalecap_ray.text.scoring import YES_NO_TOKENS, contrastive_scores, keep, yes_probability
 from scalecap_ray.text.sentences import Sentence, split_sentences
 
@@ -29,7 +29,7 @@ class VerifyStage:
     (one per sentence; null when a sentence has no content word) and `golden_sentences`."""
 
     name = "verify"
-    reads = ("init_caption", "image_bytes", "image_hash")
+    reads = ("init_caption", *IMAGE_READS)
     writes: ClassVar[dict[str, pa.DataType]] = {
         "sentences": pa.list_(pa.string()),
         "sentence_scores": pa.list_(pa.float64()),
@@ -62,9 +62,6 @@ class VerifyStage:
             rows.output("golden_sentences")[i] = golden
         return rows.to_table(self.writes)
 
-    def _image(self, rows: Rows, i: int) -> dict:
-        return {"image": rows.cols["image_bytes"][i], "image_key": rows.cols["image_hash"][i]}
-
     def _contrastive(self, rows: Rows, split: dict[int, list[Sentence]]
                      ) -> dict[int, list[float | None]]:
         requests = {}
@@ -72,7 +69,7 @@ class VerifyStage:
             caption = rows.cols["init_caption"][i]
             requests[i] = [
                 ChatRequest(self.caption_prompt, system=self.system, assistant=caption,
-                            **self._image(rows, i)),
+                            **image_args(rows, i)),
                 ChatRequest(self.caption_prompt, system=self.system, assistant=caption),
             ]
         out = {}
@@ -89,7 +86,7 @@ class VerifyStage:
     def _yes_no(self, rows: Rows, split: dict[int, list[Sentence]]
                 ) -> dict[int, list[float | None]]:
         requests = {i: [ChatRequest(fill(self.grounding_prompt, s.text), system=self.system,
-                                    **self._image(rows, i)) for s in sentences]
+                                    **image_args(rows, i)) for s in sentences]
                     for i, sentences in split.items()}
         results = call_engine(self.engine, rows, self.name, requests, YES_NO_SAMPLING)
         return {i: [yes_probability(r.first_token_logprobs) for r in res]

@@ -180,3 +180,11 @@ def test_replica_resources_are_derived_from_parallelism():
     assert cpu.demand() == [] and cpu.num_gpus == 0 and cpu.num_cpus == 0 and not cpu.bundles
     shared = load_config(None, ["vlm.num_gpus=0.5"]).vlm
     assert replica_placement(shared, cluster_has_gpus=True).demand() == [{"CPU": 1, "GPU": 0.5}]
+
+
+def test_api_replicas_take_no_gpu_even_on_a_gpu_cluster():
+    api = [f"{r}.{k}" for r in ("vlm", "llm") for k in ("backend=openai", "api_url=http://x/v1")]
+    p = placement(api, H100_NODE)
+    assert p.ok and len(p.engines) == 1
+    (e,) = p.engines
+    assert e.placement.demand() == [] and e.weights is None

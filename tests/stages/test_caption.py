@@ -9,10 +9,12 @@ from tests.scripted import ScriptedEngine
 def batch(n: int, failed: dict[int, str] | None = None) -> pa.Table:
     failed = failed or {}
     rows = [{"id": str(i), "image_bytes": b"img%d" % i, "image_hash": f"h{i}",
+             "image_uri": "https://example.org/0.png" if i == 0 else f"/data/{i}.png",
              "error": failed.get(i), "error_stage": "load" if i in failed else None,
              "stage_usage": []} for i in range(n)]
     return pa.Table.from_pylist(rows, schema=pa.schema({
-        "id": pa.string(), "image_bytes": pa.binary(), "image_hash": pa.string(), **BOOKKEEPING}))
+        "id": pa.string(), "image_bytes": pa.binary(), "image_hash": pa.string(),
+        "image_uri": pa.string(), **BOOKKEEPING}))
 
 
 def test_one_request_per_image_with_the_image_first():
@@ -22,6 +24,8 @@ def test_one_request_per_image_with_the_image_first():
     assert out.column("init_caption").to_pylist() == [f"A caption of h{i}." for i in range(3)]
     (requests, sampling), = engine.calls  # one engine call for the whole batch
     assert [r.image for r in requests] == [b"img0", b"img1", b"img2"]
+    # The source URL goes along where it is http(s), for API engines that may send it.
+    assert [r.image_url for r in requests] == ["https://example.org/0.png", None, None]
     assert all(r.prompt == "P1" and r.system == "sys" for r in requests)
     assert sampling.max_tokens == 9
     usage = out.column("stage_usage").to_pylist()
