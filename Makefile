@@ -13,7 +13,10 @@ PIP_INDEX_ARGS := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL),)
 STAMP := $(VENV)/.installed-$(STACK)
 DEMO_OUT ?= out/demo
 
-.PHONY: help install demo test lint clean
+# The report tests render pages in a real headless Chromium (the Debian package).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help install browser demo test lint clean
 
 help:
 	@echo "make demo   - install, then caption the example images (output under $(DEMO_OUT))"
@@ -26,7 +29,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml scalecap_ray/engine/cpu_fix.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install $(PIP_INDEX_ARGS) -e ".[$(STACK),test]"
+	$(BIN)/python -m pip install $(PIP_INDEX_ARGS) -e ".[$(STACK),report,test]"
 	@if [ "$(STACK)" = cpu ]; then $(BIN)/python -m scalecap_ray.engine.cpu_fix; fi
 	@rm -f $(VENV)/.installed-*
 	@touch $@
@@ -34,8 +37,14 @@ $(STAMP): pyproject.toml scalecap_ray/engine/cpu_fix.py
 demo: install
 	rm -rf $(DEMO_OUT)
 	$(BIN)/scalecap-ray run --smoke --input examples/images.jsonl --output $(DEMO_OUT)
+	$(BIN)/scalecap-ray report $(DEMO_OUT)
 
-test: install
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (Debian package) for the report tests"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install

@@ -50,6 +50,8 @@ def _job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-key", help="Input field holding the image path (default: image).")
     p.add_argument("--id-key", help="Input field holding a row id (default: hash of the path).")
     _cluster_arguments(p)
+    p.add_argument("--quiet", action="store_true",
+                   help="No progress bars (Ray Data's, one per stage, are on by default).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", default="jsonl", choices=["jsonl"], help="Record format.")
     exp.add_argument("--out", help="File to write (default: standard output).")
     exp.add_argument("--no-errors", action="store_true", help="Leave failed rows out.")
+
+    rep = sub.add_parser("report", help="Write an HTML page of an output: images, captions, "
+                         "what each stage kept, errors, run summary.")
+    rep.add_argument("output", help="A run's output folder.")
+    rep.add_argument("--limit", type=int, help="Show only the first N rows (failed last).")
+    rep.add_argument("--out", help="File to write (default: OUTPUT/_report.html).")
 
     show = sub.add_parser("config", help="Print the resolved configuration (YAML) and exit.")
     show.add_argument("--config", help="YAML config file.")
@@ -149,6 +157,20 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"exported {n} record(s)", file=sys.stderr)
         return 0
+    if args.command == "report":
+        try:
+            from scalecap_ray.report import write_report
+        except ImportError as exc:
+            print(f"scalecap-ray report needs matplotlib: pip install 'scalecap-ray[report]' "
+                  f"({exc})", file=sys.stderr)
+            return 2
+        try:
+            path = write_report(_local(args.output), args.out, limit=args.limit)
+        except (ValueError, OSError) as exc:
+            print(f"scalecap-ray report: {exc}", file=sys.stderr)
+            return 2
+        print(f"report: {path}")
+        return 0
     try:
         config = resolve_config(args)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
@@ -177,12 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plan":
             return _print_plan(plan, cluster, args.address)
         result = run_plan(plan, _local(args.input), _local(args.output), overwrite=args.overwrite,
-                          force=args.force, address=args.address, cluster=cluster)
+                          force=args.force, address=args.address, cluster=cluster,
+                          progress=not args.quiet)
     except (InputError, ResumeError, PlacementError, CapabilityError, ValueError) as exc:
         print(f"scalecap-ray: {exc}", file=sys.stderr)
         return 2
+    from scalecap_ray.io.manifest import summary_lines
+
     skipped = f", {result.rows_skipped} already there" if result.rows_skipped else ""
     print(f"wrote {result.rows_written} row(s){skipped}")
+    print("\n".join(summary_lines(result.manifest)))
     print(f"output: {result.output}")
     return 0
 

@@ -8,14 +8,16 @@ run killed at any point and started again writes every input row exactly once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
 
 from scalecap_ray.config import StageSettings
 from scalecap_ray.engine.pool import EnginePool
 from scalecap_ray.io.dedupe import duplicate_firsts, hash_ids, prepare
-from scalecap_ray.io.output import OutputFolder, write_part
+from scalecap_ray.io.manifest import build_manifest, write_manifest
+from scalecap_ray.io.output import OutputFolder, now, write_part
 from scalecap_ray.io.sources import InputPlan, discover, read_input
 from scalecap_ray.pipeline import RECORD_FIELDS, RECORD_TYPE, Plan, retry_policy
 from scalecap_ray.resources.cluster import ClusterShape
@@ -36,6 +38,7 @@ class RunResult:
     output: str
     rows_written: int
     rows_skipped: int  # already in the output from earlier runs
+    manifest: dict = field(default_factory=dict)
 
 
 def scalecap_records(table: pa.Table) -> pa.Array:
@@ -118,7 +121,8 @@ def check_cluster(plan: Plan, cluster: ClusterShape | None = None) -> Placement:
     placement = plan.placement(cluster or ClusterShape.from_ray())
     if not placement.ok:
         raise PlacementError(placement.describe())
-    logger.info("placement:\n%s", placement.describe())
+    for line in placement.describe().splitlines():  # one line per engine and stage
+        logger.info("%s", line)
     return placement
 
 
@@ -165,14 +169,18 @@ def check_capabilities(plan: Plan, capabilities: dict[tuple[str, ...], dict[str,
 
 def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = False,
              force: bool = False, address: str | None = None,
-             cluster: ClusterShape | None = None, engine_factory=None) -> RunResult:
+             cluster: ClusterShape | None = None, engine_factory=None,
+             progress: bool = True) -> RunResult:
     """Run the job: check the input and the output folder (before any model work), join
     Ray (`address`, else RAY_ADDRESS, else a local Ray) unless already joined, check that
     the plan fits the cluster (or `cluster`, the size an autoscaler grows it to), start the
     engines (`engine_factory`: a stand-in for vLLM, for tests), stream the rows into part
-    files of `output.rows_per_file` rows, stop the engines."""
+    files of `output.rows_per_file` rows (Ray Data's progress bars on unless `progress`
+    is false), stop the engines, and write the run's manifest."""
     import ray
+    import ray.data
 
+    started, clock = now(), time.monotonic()
     retry = retry_policy(plan.config)
     source = discover(input_path, retry)
     out = OutputFolder(output_dir, retry)
@@ -180,6 +188,7 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
     out.check_run(plan.job, plan.payload, config_dump, overwrite=overwrite, force=force)
     if not ray.is_initialized():
         ray.init(address=address)
+    ray.data.DataContext.get_current().enable_progress_bars = progress
     placement = check_cluster(plan, cluster)
     done = out.start_run(plan.job, plan.payload, config_dump, plan.run_id,
                          overwrite=overwrite, force=force)
@@ -188,9 +197,21 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
     rows = input_rows(plan, source, done)
     todo = rows.count()  # a cheap pass (reading and parsing only) before any model starts
     logger.info("%d input row(s) to process", todo)
-    if todo == 0:
-        out.finish_run(plan.run_id, 0)
-        return RunResult(output_dir, 0, len(done))
+    written = 0
+    if todo:
+        written = _stream(plan, rows, placement, engine_factory, output_dir, retry)
+    out.finish_run(plan.run_id, written)
+    manifest = build_manifest(
+        out, job=plan.job, run_id=plan.run_id, input_path=input_path, config=config_dump,
+        started=started, finished=now(), seconds=time.monotonic() - clock, todo=todo,
+        written=written, skipped=len(done))
+    write_manifest(out, manifest)
+    return RunResult(output_dir, written, len(done), manifest)
+
+
+def _stream(plan: Plan, rows, placement: Placement, engine_factory, output_dir: str,
+            retry) -> int:
+    """Engines up, rows through the stages into part files, engines down; rows written."""
     pools = engine_pools(plan, placement, engine_factory)
     written = 0
     try:
@@ -206,5 +227,4 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
     finally:
         for pool in pools:
             pool.shutdown()
-    out.finish_run(plan.run_id, written)
-    return RunResult(output_dir, written, len(done))
+    return written

@@ -3,6 +3,8 @@ a real vLLM engine, checked against the output contract (docs/output-schema.md).
 
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -136,3 +138,81 @@ def test_contrastive_second_filter_scores_answers(tmp_path):
         scored = [s for s, a in zip(r["answer_scores"], r["answers"], strict=True) if a]
         assert scored and all(s is not None for s in scored)
     assert any(r["qa_answers_filtered"] for r in rows)
+
+
+def test_manifest_matches_the_parquet_and_resumes_say_so(default_rows):
+    out = default_rows[0]["_output"]
+    manifest = json.loads((Path(out) / "_manifest.json").read_text())
+    rows = manifest["rows"]
+    assert rows == {"input": N_EXAMPLES + 1, "output": N_EXAMPLES + 1, "ok": N_EXAMPLES,
+                    "errors": 1, "written": N_EXAMPLES + 1, "skipped": 0}
+    assert manifest["errors_by_stage"] == {"load": {next(iter(
+        manifest["errors_by_stage"]["load"])): 1}}
+    table = pq.read_table(out, columns=["stage_usage"]).column("stage_usage").to_pylist()
+    for stage, totals in manifest["stages"].items():
+        entries = [e for usage in table for e in usage if e["stage"] == stage]
+        for key in ("requests", "prompt_tokens", "cached_tokens", "output_tokens"):
+            assert totals[key] == sum(e[key] for e in entries), (stage, key)
+        assert 0 <= totals["cache_hit_rate"] <= 1
+    assert set(manifest["stages"]) == {"caption", "verify", "questions", "answer", "integrate"}
+    assert manifest["resumed"] is False and manifest["images_per_second"] > 0
+    assert manifest["versions"]["ray"] and manifest["versions"]["vllm"]
+    assert manifest["config"]["verify_mode"] == "contrastive"
+    # Run again into the same output: nothing left to do; the manifest says it resumed.
+    src = Path(out).parent / "in" / "input.jsonl"
+    proc = run_cli("run", "--smoke", "--quiet", "--input", str(src), "--output", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"wrote 0 row(s), {N_EXAMPLES + 1} already there" in proc.stdout
+    assert "resuming earlier runs" in proc.stdout
+    again = json.loads((Path(out) / "_manifest.json").read_text())
+    assert again["resumed"] is True and len(again["runs"]) == 2
+    assert again["rows"]["output"] == N_EXAMPLES + 1 and again["rows"]["skipped"] == N_EXAMPLES + 1
+    assert again["stages"] == manifest["stages"]  # the totals are over the whole output
+
+
+def chromium() -> str:
+    import shutil as sh
+
+    found = sh.which("chromium") or sh.which("chromium-browser")
+    assert found, "chromium is missing: `make test` installs it (Debian package chromium)"
+    return found
+
+
+def browse(page: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1000",
+         *args, page.as_uri()], capture_output=True, text=True, timeout=180)
+
+
+def test_report_renders_in_a_real_browser(default_rows, tmp_path):
+    from tests.report.test_html import parse
+
+    out = Path(default_rows[0]["_output"])
+    proc = run_cli("report", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = out / "_report.html"
+    assert f"report: {page}" in proc.stdout
+    assert pq.read_table(out).num_rows == len(default_rows)  # readers skip the page
+    dom = browse(page, tmp_path, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = parse(dom.stdout).found
+    cards = {a["data-id"]: a for t, _, a in found if t == "section"}
+    assert set(cards) == {r["id"] for r in default_rows}  # one card per row
+    for r in default_rows:
+        assert cards[r["id"]]["data-status"] == ("ok" if r["error"] is None else "error")
+    # The marks, in page order, are those of the Parquet rows (ok rows first, by image).
+    marks = [a["data-mark"] for _, _, a in found if "data-mark" in a]
+    ordered = sorted(default_rows, key=lambda r: (r["error"] is not None, r["image"]))
+    expected = ["kept" if s in (r["golden_sentences"] or []) else "dropped"
+                for r in ordered for s in (r["sentences"] or [])]
+    assert marks == expected
+    assert f'<span id="shown">{len(default_rows)}</span>' in dom.stdout  # the script ran
+    assert "failed at load" in dom.stdout and "missing.png" in dom.stdout
+    shot = tmp_path / "report.png"
+    assert browse(page, tmp_path, f"--screenshot={shot}").returncode == 0
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        colors = im.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 200  # text, charts and pictures, not blank

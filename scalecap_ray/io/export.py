@@ -6,9 +6,6 @@ import json
 import sys
 from typing import IO
 
-import pyarrow.dataset as pads
-
-from scalecap_ray.io import storage
 from scalecap_ray.io.output import OutputFolder
 
 
@@ -20,9 +17,7 @@ def export_jsonl(output: str, sink: IO[str], *, include_errors: bool = True) -> 
     run = folder.read_run()
     if run is None:
         raise ValueError(f"{output}: not a scalecap-ray output (no run record)")
-    parts = folder.parts()
-    filesystem, _ = storage.filesystem(output)
-    dataset = pads.dataset(parts, filesystem=filesystem, format="parquet")
+    dataset = folder.dataset()
     payload = run["payload"]
     columns = [c for c in ("id", "image", payload, "error", "error_stage")
                if c in dataset.schema.names]

@@ -76,6 +76,19 @@ class OutputFolder:
         return sorted(i.path for i in self._entries()
                       if i.base_name.startswith(PART_PREFIX) and i.base_name.endswith(".parquet"))
 
+    def dataset(self):
+        """The finished part files as one pyarrow dataset."""
+        import pyarrow.dataset as pads
+
+        filesystem, _ = self._fs()
+        return pads.dataset(self.parts(), filesystem=filesystem, format="parquet")
+
+    def write_file(self, name: str, data: bytes) -> None:
+        """Write a file into the folder atomically (local) or as one object."""
+        filesystem, inner = self._fs()
+        filesystem.create_dir(inner, recursive=True)
+        _write_atomically(filesystem, inner, name, data)
+
     def done_ids(self) -> list[str]:
         """Ids of every row already written."""
         parts = self.parts()
@@ -85,19 +98,21 @@ class OutputFolder:
         return pq.ParquetDataset(parts, filesystem=filesystem).read(columns=["id"]) \
             .column("id").to_pylist()
 
-    def read_run(self) -> dict[str, Any] | None:
+    def read_file(self, name: str) -> bytes | None:
+        """A file of the folder, or None when it is not there."""
         filesystem, inner = self._fs()
-        path = f"{inner}/{RUN_FILE}"
+        path = f"{inner}/{name}"
         if filesystem.get_file_info(path).type == fs.FileType.NotFound:
             return None
         with filesystem.open_input_stream(path) as f:
-            return json.loads(f.read())
+            return f.read()
+
+    def read_run(self) -> dict[str, Any] | None:
+        data = self.read_file(RUN_FILE)
+        return None if data is None else json.loads(data)
 
     def write_run(self, run: dict[str, Any]) -> None:
-        filesystem, inner = self._fs()
-        filesystem.create_dir(inner, recursive=True)
-        _write_atomically(filesystem, inner, RUN_FILE,
-                          (json.dumps(run, indent=2) + "\n").encode())
+        self.write_file(RUN_FILE, (json.dumps(run, indent=2) + "\n").encode())
 
     def clear(self) -> None:
         """Remove what earlier runs wrote (their part files, temporaries and run record)."""
@@ -139,7 +154,7 @@ class OutputFolder:
             if info.base_name.startswith(TMP_PREFIX):
                 self._fs()[0].delete_file(info.path)
         runs = (previous or {}).get("runs", [])
-        runs.append({"run_id": run_id, "started": _now()})
+        runs.append({"run_id": run_id, "started": now()})
         self.write_run({"job": job, "payload": payload, "fingerprint": fingerprint(settings),
                         "settings": settings, "config": config_dump, "runs": runs})
         return self.done_ids()
@@ -148,11 +163,12 @@ class OutputFolder:
         run = self.read_run() or {}
         for entry in run.get("runs", []):
             if entry["run_id"] == run_id:
-                entry |= {"finished": _now(), "rows_written": rows_written}
+                entry |= {"finished": now(), "rows_written": rows_written}
         self.write_run(run)
 
 
-def _now() -> str:
+def now() -> str:
+    """The time now (UTC, ISO 8601), as run records give it."""
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
