@@ -16,11 +16,12 @@ DEMO_OUT ?= out/demo
 # The report tests render pages in a real headless Chromium (the Debian package).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install browser demo test lint clean
+.PHONY: help install browser demo test bench lint clean
 
 help:
 	@echo "make demo   - install, then caption the example images (output under $(DEMO_OUT))"
 	@echo "make test   - install, then run the whole test suite"
+	@echo "make bench  - benchmarks (see bench/README.md)"
 	@echo "make lint   - ruff"
 	@echo "STACK=$(STACK) (override with STACK=cpu|gpu)"
 
@@ -46,6 +47,9 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/cost_per_mode.py
 
 lint: install
 	$(BIN)/ruff check scalecap_ray tests jobs bench examples
