@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.servers import free_port
+
 VENV_BIN = Path(sys.executable).parent
 # Set in the daemons' environment only.  Ray hands its environment down to everything
 # it starts, and job drivers leave the `ray start` session (setsid): this finds them.
@@ -32,12 +33,6 @@ MARK = "LOCALCLUSTER_ID"
 _DROP = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
          "RAY_AUTH_TOKEN_PATH")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cluster_pids(tag: str, sessions: set[int]) -> list[int]:

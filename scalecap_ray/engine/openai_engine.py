@@ -111,6 +111,7 @@ class OpenAIEngine:
         self.engine_args = {"backend": "openai", "api_url": cfg.api_url, "model": self.model}
         self._slots: asyncio.Semaphore | None = None
         self._caps: dict[str, bool] | None = None
+        self._caps_lock: asyncio.Lock | None = None
 
     # -- start-up --------------------------------------------------------------------
 
@@ -118,19 +119,23 @@ class OpenAIEngine:
         """What the endpoint supports, probed once: `prompt_logprobs` (contrastive
         scoring) and `logprobs` (yes/no from token probabilities).  An endpoint that
         cannot be reached, or refuses the key, raises."""
-        if self._caps is None:
-            openai = _import_openai()
-            probe = ChatRequest("Say yes.", assistant="Yes")
-            try:
-                scored = await self._create(probe, 1, extra_body=_SCORE_BODY)
-                prompt_lp = bool((scored.model_extra or {}).get("prompt_logprobs"))
-            except openai.BadRequestError:
-                prompt_lp = False
-            answer = await self._create(ChatRequest("Say yes."), 1, logprobs=True,
-                                        top_logprobs=5)
-            self._caps = {"prompt_logprobs": prompt_lp,
-                          "logprobs": answer.choices[0].logprobs is not None}
+        if self._caps_lock is None:  # made on the loop that uses it
+            self._caps_lock = asyncio.Lock()
+        async with self._caps_lock:  # concurrent first calls probe once
+            if self._caps is None:
+                self._caps = await self._probe()
         return self._caps
+
+    async def _probe(self) -> dict[str, bool]:
+        openai = _import_openai()
+        try:
+            scored = await self._create(ChatRequest("Say yes.", assistant="Yes"), 1,
+                                        extra_body=_SCORE_BODY)
+            prompt_lp = bool((scored.model_extra or {}).get("prompt_logprobs"))
+        except openai.BadRequestError:
+            prompt_lp = False
+        answer = await self._create(ChatRequest("Say yes."), 1, logprobs=True, top_logprobs=5)
+        return {"prompt_logprobs": prompt_lp, "logprobs": answer.choices[0].logprobs is not None}
 
     # -- calls -----------------------------------------------------------------------
 

@@ -164,10 +164,12 @@ def render(output: str, *, limit: int | None = None) -> str:
     if run is None:
         raise ValueError(f"{output}: not a scalecap-ray output (no run record)")
     manifest = read_manifest(folder) or {"rows": {}, **summarize(folder)}
-    table = folder.dataset().to_table() if folder.parts() else None
-    names = [c for c in COLUMNS if table is not None and c in table.column_names]
-    rows = sorted(table.select(names).to_pylist() if table is not None else [],
-                  key=lambda r: (r.get("error") is not None, r.get("image") or ""))
+    rows: list[dict] = []
+    if folder.parts():
+        dataset = folder.dataset()  # only the columns the page shows
+        rows = dataset.to_table(columns=[c for c in COLUMNS if c in dataset.schema.names]) \
+            .to_pylist()
+    rows.sort(key=lambda r: (r.get("error") is not None, r.get("image") or ""))
     shown = rows[:limit] if limit else rows
     retry = storage.DEFAULT_RETRY
     cards = "".join(card(r, thumbnail(r.get("image_uri"), retry)) for r in shown)

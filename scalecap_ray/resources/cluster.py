@@ -9,7 +9,7 @@ grows to:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -113,10 +113,7 @@ class ClusterShape:
         nodes = []
         for g in groups:
             count = UNBOUNDED_NODES if g.max_count == -1 else g.max_count
-            res = {k: float(v) for k, v in g.resources.items()
-                   if not k.startswith("node:") and k not in ("memory", "object_store_memory")}
-            memory = gpu_memory_gb(Node("", res).accelerator_type)
-            nodes += [Node(f"{g.name}-{i}", res, memory) for i in range(count)]
+            nodes += [_ray_node(f"{g.name}-{i}", g.resources) for i in range(count)]
         return cls(tuple(nodes), source)
 
     @classmethod
@@ -133,15 +130,18 @@ class ClusterShape:
             if full is not None:
                 return full
 
-        nodes = []
-        for info in ray.nodes():
-            if not info.get("Alive"):
-                continue
-            res = {k: float(v) for k, v in info["Resources"].items()
-                   if not k.startswith("node:") and k not in ("memory", "object_store_memory")}
-            node = Node(f"{info['NodeManagerAddress']}/{info['NodeID'][:8]}", res)
-            nodes.append(Node(node.name, res, gpu_memory_gb(node.accelerator_type)))
+        nodes = [_ray_node(f"{i['NodeManagerAddress']}/{i['NodeID'][:8]}", i["Resources"])
+                 for i in ray.nodes() if i.get("Alive")]
         return cls(tuple(nodes), source)
+
+
+def _ray_node(name: str, resources: dict[str, float]) -> Node:
+    """A node from Ray's resources, without the entries placement never asks for (the
+    per-node `node:<ip>` marker, memory); its GPU memory from its accelerator type."""
+    res = {k: float(v) for k, v in resources.items()
+           if not k.startswith("node:") and k not in ("memory", "object_store_memory")}
+    node = Node(name, res)
+    return replace(node, gpu_memory_gb=gpu_memory_gb(node.accelerator_type))
 
 
 def _node_text(node: Node) -> str:
