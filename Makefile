@@ -49,7 +49,7 @@ test: install browser
 	$(BIN)/python -m pytest
 
 bench: install
-	$(BIN)/python bench/cost_per_mode.py
+	$(BIN)/python bench/run_all.py --out bench-results
 
 lint: install
 	$(BIN)/ruff check scalecap_ray tests jobs bench examples

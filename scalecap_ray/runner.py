@@ -197,25 +197,27 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
     rows = input_rows(plan, source, done)
     todo = rows.count()  # a cheap pass (reading and parsing only) before any model starts
     logger.info("%d input row(s) to process", todo)
-    written = 0
+    written, timing = 0, None
     if todo:
-        written = _stream(plan, rows, placement, engine_factory, output_dir, retry)
+        written, timing = _stream(plan, rows, placement, engine_factory, output_dir, retry)
     out.finish_run(plan.run_id, written)
     manifest = build_manifest(
         out, job=plan.job, run_id=plan.run_id, input_path=input_path, config=config_dump,
         started=started, finished=now(), seconds=time.monotonic() - clock, todo=todo,
-        written=written, skipped=len(done))
+        written=written, skipped=len(done), timing=timing)
     write_manifest(out, manifest)
     return RunResult(output_dir, written, len(done), manifest)
 
 
 def _stream(plan: Plan, rows, placement: Placement, engine_factory, output_dir: str,
-            retry) -> int:
-    """Engines up, rows through the stages into part files, engines down; rows written."""
+            retry) -> tuple[int, dict]:
+    """Engines up, rows through the stages into part files, engines down; the rows written
+    and where the time went (engine start-up, streaming, each engine's busy time)."""
     pools = engine_pools(plan, placement, engine_factory)
-    written = 0
+    written, clock = 0, time.monotonic()
     try:
         capabilities = {pool.spec.names: pool.start()[0]["capabilities"] for pool in pools}
+        startup = time.monotonic() - clock
         plan = check_capabilities(plan, capabilities)
         ds = through_stages(plan, rows).map_batches(
             write_part, batch_size=plan.config.output.rows_per_file, batch_format="pyarrow",
@@ -224,7 +226,16 @@ def _stream(plan: Plan, rows, placement: Placement, engine_factory, output_dir: 
                        "row_group_rows": plan.config.output.row_group_rows})
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             written += sum(batch.column("rows").to_pylist())
+        timing = {"engine_startup_s": round(startup, 3),
+                  "streaming_s": round(time.monotonic() - clock - startup, 3),
+                  "engines": {engine_label(plan, pool.spec.names): pool.stats()
+                              for pool in pools}}
     finally:
         for pool in pools:
             pool.shutdown()
-    return written
+    return written, timing
+
+
+def engine_label(plan: Plan, names: tuple[str, ...]) -> str:
+    """The roles an engine serves, e.g. `vlm+llm` when both use one model."""
+    return "+".join(role for role, (spec, _) in plan.engines.items() if spec.names == names)

@@ -158,6 +158,14 @@ def test_manifest_matches_the_parquet_and_resumes_say_so(default_rows):
     assert manifest["resumed"] is False and manifest["images_per_second"] > 0
     assert manifest["versions"]["ray"] and manifest["versions"]["vllm"]
     assert manifest["config"]["verify_mode"] == "contrastive"
+    # Where the time went: one engine for both roles, busy part of its up time, and it
+    # saw every request the stages made.
+    timing = manifest["timing"]
+    assert timing["engine_startup_s"] > 0 and timing["streaming_s"] > 0
+    (engine,) = timing["engines"].values()
+    assert set(timing["engines"]) == {"vlm+llm"} and engine["replicas"] == 1
+    assert 0 < engine["busy_s"] <= engine["up_s"] and 0 < engine["busy_share"] <= 1
+    assert engine["requests"] == sum(s["requests"] for s in manifest["stages"].values())
     # Run again into the same output: nothing left to do; the manifest says it resumed.
     src = Path(out).parent / "in" / "input.jsonl"
     proc = run_cli("run", "--smoke", "--quiet", "--input", str(src), "--output", out)
@@ -168,6 +176,7 @@ def test_manifest_matches_the_parquet_and_resumes_say_so(default_rows):
     assert again["resumed"] is True and len(again["runs"]) == 2
     assert again["rows"]["output"] == N_EXAMPLES + 1 and again["rows"]["skipped"] == N_EXAMPLES + 1
     assert again["stages"] == manifest["stages"]  # the totals are over the whole output
+    assert again["timing"] is None  # no engine started: nothing was left to do
 
 
 def chromium() -> str:

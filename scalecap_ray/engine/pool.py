@@ -13,6 +13,7 @@ earlier stages left in that replica's cache.
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,35 @@ BACKENDS: dict[str, Callable[[EngineConfig, Any], Any]] = {
 }
 
 
+class BusyClock:
+    """How long an engine had at least one call in flight (its busy time), since it came
+    up: the run's manifest reports it, so idle engines show."""
+
+    def __init__(self) -> None:
+        self.up_at = time.monotonic()
+        self.busy_s = 0.0
+        self.calls = self.requests = self._inflight = 0
+        self._since = 0.0
+
+    def enter(self, requests: int) -> None:
+        if self._inflight == 0:
+            self._since = time.monotonic()
+        self._inflight += 1
+        self.calls += 1
+        self.requests += requests
+
+    def leave(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self.busy_s += time.monotonic() - self._since
+
+    def snapshot(self) -> dict[str, float]:
+        now = time.monotonic()
+        busy = self.busy_s + (now - self._since if self._inflight else 0.0)
+        return {"up_s": now - self.up_at, "busy_s": busy, "calls": self.calls,
+                "requests": self.requests}
+
+
 class EngineActor:
     """Hosts one engine (by the config's backend, unless a factory is given); wrapped with
     `ray.remote` by `EnginePool.start`."""
@@ -60,6 +90,7 @@ class EngineActor:
             self.engine = factory(cfg) if factory else BACKENDS[cfg.backend](cfg, limiter)
         except Exception as exc:
             self.start_error = exc
+        self.clock = BusyClock()
 
     def _check_started(self) -> None:
         if self.start_error is not None:
@@ -68,7 +99,14 @@ class EngineActor:
 
     async def chat(self, requests: Sequence[ChatRequest], sampling: Sampling) -> list[ChatResult]:
         self._check_started()
-        return await self.engine.chat(requests, sampling)
+        self.clock.enter(len(requests))
+        try:
+            return await self.engine.chat(requests, sampling)
+        finally:
+            self.clock.leave()
+
+    async def stats(self) -> dict[str, float]:
+        return self.clock.snapshot()
 
     async def info(self) -> dict:
         self._check_started()
@@ -188,6 +226,21 @@ class EnginePool:
                     len(self._actors), self.cfg.model)
         return infos
 
+    @staticmethod
+    def _started(actors: list, refs: list) -> list:
+        """The actors whose model has loaded (their ready call returned)."""
+        import ray
+
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
+        return [a for a, ref in zip(actors, refs, strict=True) if ref in done]
+
+    def stats(self) -> list[dict[str, float]]:
+        """Busy and up time of each replica that started (see `BusyClock`)."""
+        import ray
+
+        started = self._started(self._actors, self._ready_refs)
+        return ray.get([a.stats.remote() for a in started], timeout=60)
+
     def shutdown(self) -> None:
         """Stop the engines (their worker processes too), release the actors and their
         placement groups.  Replicas still waiting for resources are only removed."""
@@ -198,8 +251,7 @@ class EnginePool:
         groups, self._groups = self._groups, []
         refs, self._ready_refs = self._ready_refs, []
         try:
-            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
-            started = [a for a, ref in zip(actors, refs, strict=True) if ref in done]
+            started = self._started(actors, refs)
             ray.get([a.shutdown.remote() for a in started], timeout=60)
         finally:
             for actor in [*actors, *([limiter] if limiter is not None else [])]:

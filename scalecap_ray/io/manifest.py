@@ -87,8 +87,10 @@ def read_manifest(folder: OutputFolder) -> dict[str, Any] | None:
 
 def build_manifest(folder: OutputFolder, *, job: str, run_id: str, input_path: str,
                    config: dict[str, Any], started: str, finished: str, seconds: float,
-                   todo: int, written: int, skipped: int) -> dict[str, Any]:
-    """The manifest of a finished run over the whole output folder."""
+                   todo: int, written: int, skipped: int,
+                   timing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The manifest of a finished run over the whole output folder; `timing` is where this
+    run's time went (engine start-up, streaming, engine busy time; see `engine_timing`)."""
     summary = summarize(folder)
     runs = (folder.read_run() or {}).get("runs", [])
     return {
@@ -99,8 +101,23 @@ def build_manifest(folder: OutputFolder, *, job: str, run_id: str, input_path: s
                  "errors": summary["errors"], "written": written, "skipped": skipped},
         "images_per_second": round(written / seconds, 4) if seconds > 0 else 0.0,
         "errors_by_stage": summary["errors_by_stage"], "stages": summary["stages"],
+        "timing": engine_timing(timing) if timing else None,
         "config": config, "versions": versions(),
     }
+
+
+def engine_timing(timing: dict[str, Any]) -> dict[str, Any]:
+    """The run's timing with each engine's replicas summed up: `busy_share` is the share of
+    the replicas' up time with at least one request in flight (the rest was idle)."""
+    engines = {}
+    for label, replicas in timing["engines"].items():
+        up = sum(r["up_s"] for r in replicas)
+        busy = sum(r["busy_s"] for r in replicas)
+        engines[label] = {"replicas": len(replicas), "up_s": round(up, 3),
+                          "busy_s": round(busy, 3),
+                          "busy_share": round(busy / up, 4) if up else 0.0,
+                          "requests": sum(r["requests"] for r in replicas)}
+    return {**timing, "engines": engines}
 
 
 def summary_lines(m: dict[str, Any]) -> list[str]:
@@ -110,6 +127,12 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
              f"{rows['errors']} failed); this run wrote {rows['written']} in "
              f"{m['seconds']:.1f} s ({m['images_per_second']:.2f} images/s)"
              + (", resuming earlier runs" if m["resumed"] else "")]
+    timing = m.get("timing")
+    if timing:
+        busy = ", ".join(f"{label} busy {e['busy_share']:.0%} ({e['replicas']} replica(s))"
+                         for label, e in timing["engines"].items())
+        lines.append(f"  engines: start-up {timing['engine_startup_s']:.1f} s, streaming "
+                     f"{timing['streaming_s']:.1f} s; {busy}")
     for stage, kinds in m["errors_by_stage"].items():
         lines += [f"  failed at {stage}: {n} x {kind}" for kind, n in kinds.items()]
     for stage, s in m["stages"].items():

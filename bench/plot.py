@@ -1,0 +1,67 @@
+"""The benchmark plot (docs/benchmarks.png): scaling over simulated GPUs, the answer
+stage's cached share by layout, and the pipeline's time split against the bound.
+
+    .venv/bin/python bench/plot.py RESULTS_DIR [--png docs/benchmarks.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def plot(results: Path, png: Path) -> None:
+    scaling = json.loads((results / "scaling" / "scaling.json").read_text())["scaling"]
+    cache = json.loads((results / "prefix_cache.json").read_text())["results"]
+    bound = json.loads((results / "bound" / "engine_bound.json").read_text())
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    a, b, c = fig.subplots(1, 3)
+
+    reps = [r["replicas"] for r in scaling]
+    base = scaling[0]["images_per_s"] / scaling[0]["replicas"]
+    a.plot(reps, [r["images_per_s"] for r in scaling], "o-", label="measured")
+    a.plot(reps, [base * r for r in reps], "--", color="grey", label="linear")
+    a.plot(reps, [0.9 * base * r for r in reps], ":", color="grey", label="0.9 x linear")
+    a.set(title="Scaling (simulated GPUs)", xlabel="engine replicas", ylabel="images / s",
+          xticks=reps)
+    a.legend()
+
+    size = max(r["size"] for r in cache)
+    for layout in ("image first", "image last"):
+        rows = [r for r in cache if r["layout"] == layout and r["size"] == size]
+        b.plot([r["questions"] for r in rows], [100 * r["cached_share"] for r in rows],
+               "o-", label=layout)
+    b.axhline(80, color="grey", linestyle=":", label="80% target")
+    b.set(title=f"Answer stage: prompt tokens from cache ({size} px images)",
+          xlabel="questions per image", ylabel="% of prompt tokens", xscale="log", ylim=(0, 100))
+    b.set_xticks([r["questions"] for r in cache if r["layout"] == "image first"
+                  and r["size"] == size], labels=None)
+    b.legend()
+
+    parts = list(bound["split_s"].items())
+    left = [0.0, 0.0]
+    for name, (bv, pv) in parts:
+        c.barh(["bound", "pipeline"], [bv, pv], left=left, label=name.split(" (")[0])
+        left = [left[0] + bv, left[1] + pv]
+    c.set(title=f"{bound['images']} images, one CPU engine: ratio {bound['ratio']:.2f}",
+          xlabel="seconds")
+    c.legend(fontsize="small", loc="lower right")
+    fig.savefig(png, dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results")
+    parser.add_argument("--png", default=str(REPO / "docs" / "benchmarks.png"))
+    args = parser.parse_args()
+    plot(Path(args.results), Path(args.png))
+    print(f"wrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()

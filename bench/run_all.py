@@ -1,0 +1,60 @@
+"""`make bench`: every benchmark at the size recorded in docs/benchmarks.md (under 20
+minutes on the 2-core CI machine), the headline figures printed, the tables and
+the plot (docs/benchmarks.png) written.
+
+    .venv/bin/python bench/run_all.py [--out bench-results] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import REPO
+
+
+def step(title: str, args: list[str], log: Path) -> str:
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+    log.write_text(proc.stderr)
+    if proc.returncode != 0:
+        raise SystemExit(f"{title} failed (log: {log}):\n{proc.stderr[-3000:]}")
+    print(f"\n## {title} ({time.perf_counter() - start:.0f} s)\n\n{proc.stdout.strip()}",
+          flush=True)
+    return proc.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="bench-results")
+    parser.add_argument("--quick", action="store_true",
+                        help="Smaller sizes (a few minutes), to check the scripts work.")
+    args = parser.parse_args()
+    out = (REPO / args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    images, per_replica, memory = ("24", "12", ["20", "200"]) if args.quick \
+        else ("200", "60", ["100", "1000"])
+    b = "bench/"
+    step("1. Engine-only bound vs pipeline", [b + "engine_bound.py", "--images", images,
+                                              "--out", str(out / "bound")], out / "1.log")
+    step("2. Prefix cache by layout", [b + "prefix_cache.py", "--out",
+                                       str(out / "prefix_cache.json")], out / "2.log")
+    step("3. Calibrating the simulated engine", [b + "calibrate.py", "--out",
+                                                 str(out / "cost.json")], out / "3a.log")
+    step("3-4. Scaling and memory (simulated GPUs)",
+         [b + "scaling.py", "--cost", str(out / "cost.json"), "--per-replica", per_replica,
+          "--memory", *memory, "--out", str(out / "scaling")], out / "3b.log")
+    step("5. Cost per image by mode", [b + "cost_per_mode.py", "--out",
+                                       str(out / "modes")], out / "5.log")
+    step("Plot", [b + "plot.py", str(out)], out / "plot.log")
+    headline = json.loads((out / "bound" / "engine_bound.json").read_text())
+    print(f"\nresults in {out}; pipeline/bound ratio {headline['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

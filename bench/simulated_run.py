@@ -1,0 +1,117 @@
+"""One pipeline run on simulated GPUs with the simulated engine (bench/simengine.py), in
+a fresh Ray: what the scaling and memory benchmarks repeat.  Run as a script it prints
+the run's timing (and the peak memory of its processes) as one JSON line:
+
+    python bench/simulated_run.py LISTING OUT COST_JSON FACTOR [--set key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import model_path
+from simengine import CostModel
+
+SIMULATED_GPUS = 8
+
+
+class PeakMemory:
+    """Samples the resident memory of this process and of every other process of the
+    user's Ray session (workers, actors) twice a second; keeps each one's peak by its
+    process title (`ray::MapWorker(MapBatches(AnswerStage))`, `ray::EngineActor`, ...)."""
+
+    def __init__(self, interval_s: float = 0.5):
+        self.interval_s, self.peaks, self._stop = interval_s, {}, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        for proc in [me, *psutil.process_iter()]:
+            try:
+                name = "driver" if proc.pid == me.pid else " ".join(proc.cmdline())[:80]
+                if name != "driver" and not name.startswith("ray::"):
+                    continue
+                rss = proc.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            key = f"{name} [{proc.pid}]"
+            self.peaks[key] = max(self.peaks.get(key, 0), rss)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def by_role(self) -> dict[str, float]:
+        """Peak MiB per kind of process (the largest of each kind)."""
+        out: dict[str, float] = {}
+        for key, rss in self.peaks.items():
+            # "ray::scalecap-x-vlm-0:EngineActor.chat" -> "EngineActor": the title names
+            # the method running when sampled; the process is the same.
+            role = re.sub(r"^ray::(\S+?:)?", "", key.rsplit(" [", 1)[0].strip())
+            role = re.sub(r"\.\w+$", "", role)
+            out[role] = max(out.get(role, 0.0), round(rss / 2**20, 1))
+        return out
+
+
+def run(listing: str, out: str, cost: CostModel, overrides: list[str]) -> dict:
+    import ray
+    from simengine import SimulatedEngine
+
+    from scalecap_ray.config import load_config
+    from scalecap_ray.pipeline import plan_scalecap_job
+    from scalecap_ray.runner import run_plan
+
+    model = model_path(None)
+    cfg = load_config(None, [f"vlm.model={model}", f"llm.model={model}", *overrides])
+    # Logical CPUs: the simulated engines use none, but on a GPU cluster each replica
+    # reserves one, as a real one would.
+    ray.init(num_cpus=16, num_gpus=SIMULATED_GPUS, include_dashboard=False,
+             log_to_driver=False)
+    try:
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            result = run_plan(plan_scalecap_job(cfg), listing, out, progress=False,
+                              engine_factory=partial(SimulatedEngine, cost=cost,
+                                                     prompts=cfg.prompts))
+            wall = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    m = result.manifest
+    timing = m["timing"]
+    return {"rows": m["rows"], "wall_s": round(wall, 2), "timing": timing,
+            "images_per_s": round(m["rows"]["written"] / timing["streaming_s"], 3),
+            "peak_mib": memory.by_role()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("listing")
+    parser.add_argument("out")
+    parser.add_argument("cost", help="cost.json from bench/calibrate.py")
+    parser.add_argument("factor", type=float, help="How many times slower than calibrated.")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+    cost = CostModel(**json.loads(Path(args.cost).read_text())["cost"]).scaled(args.factor)
+    print(json.dumps(run(args.listing, args.out, cost, args.overrides)))
+
+
+if __name__ == "__main__":
+    main()
