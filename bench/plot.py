@@ -38,10 +38,12 @@ def plot(results: Path, png: Path) -> None:
                "o-", label=layout)
     b.axhline(80, color="grey", linestyle=":", label="80% target")
     b.set(title=f"Answer stage: prompt tokens from cache ({size} px images)",
-          xlabel="questions per image", ylabel="% of prompt tokens", xscale="log", ylim=(0, 100))
-    b.set_xticks([r["questions"] for r in cache if r["layout"] == "image first"
-                  and r["size"] == size], labels=None)
-    b.legend()
+          xlabel="questions per image", ylabel="% of prompt tokens", ylim=(0, 100))
+    counts = sorted({r["questions"] for r in cache})
+    b.set_xscale("log", base=2)
+    b.set_xticks(counts, labels=[str(k) for k in counts])
+    b.minorticks_off()
+    b.legend(loc="center right")
 
     parts = list(bound["split_s"].items())
     left = [0.0, 0.0]
@@ -50,7 +52,7 @@ def plot(results: Path, png: Path) -> None:
         left = [left[0] + bv, left[1] + pv]
     c.set(title=f"{bound['images']} images, one CPU engine: ratio {bound['ratio']:.2f}",
           xlabel="seconds")
-    c.legend(fontsize="small", loc="lower right")
+    c.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.savefig(png, dpi=90)
 
 
