@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from common import REPO, model_path, run_pipeline
+
 MODES = {
     "contrastive, paper": [],
     "yes_no, paper": ["verify_mode=yes_no"],
@@ -28,18 +29,6 @@ MODES = {
     "yes_no, second filter, single (DataFlow-MM)": ["verify_mode=yes_no", "second_filter=true",
                                                     "integrate_mode=single"],
 }
-
-
-def run_mode(name: str, settings: list[str], input_path: str, out: Path,
-             extra: list[str]) -> dict:
-    args = [sys.executable, "-m", "scalecap_ray", "run", "--quiet", "--input", input_path,
-            "--output", str(out), *extra]
-    for s in settings:
-        args += ["--set", s]
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        raise SystemExit(f"{name}: the run failed:\n{proc.stderr[-3000:]}")
-    return json.loads((out / "_manifest.json").read_text())
 
 
 def per_image(manifest: dict) -> dict:
@@ -70,13 +59,12 @@ def main() -> None:
     parser.add_argument("--out", help="Folder for the runs' outputs (default: a temp dir).")
     parser.add_argument("--model", help="Model for both roles (default: the smoke model).")
     args = parser.parse_args()
-    extra = ["--set", f"vlm.model={args.model}", "--set", f"llm.model={args.model}"] \
-        if args.model else ["--smoke"]
+    model = model_path(args.model)
     root = Path(args.out or tempfile.mkdtemp(prefix="scalecap-bench-"))
     results = {}
     for i, (name, settings) in enumerate(MODES.items()):
-        results[name] = per_image(run_mode(name, settings, args.input, root / f"mode{i}",
-                                           extra))
+        run = run_pipeline(Path(args.input), root / f"mode{i}", model, settings)
+        results[name] = per_image(run["manifest"])
         print(f"{name}: {results[name]}", file=sys.stderr)
     (root / "cost_per_mode.json").write_text(json.dumps(results, indent=2))
     print(table(results))
