@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(plan)
     plan.add_argument("--job", choices=["run", "caption"], default="run",
                       help="Which job to plan (default: run, the ScaleCap pipeline).")
+    plan.add_argument("--profile", metavar="MANIFEST",
+                      help="A pilot run's _manifest.json (or its output folder): also suggest "
+                           "how many replicas each engine should get on this cluster, from "
+                           "how long each engine was busy per image.")
     _cluster_arguments(plan)
 
     exp = sub.add_parser("export", help="Write an output's rows as JSONL records.")
@@ -115,9 +119,16 @@ def _local(path: str) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def _print_plan(plan, cluster, address: str | None) -> int:
+def _print_plan(plan, cluster, address: str | None, profile: str | None = None) -> int:
     """Print the placement on `cluster`, else on the Ray cluster at `address` (or
-    RAY_ADDRESS, or this machine as a local Ray sees it); 0 when it fits, else 2."""
+    RAY_ADDRESS, or this machine as a local Ray sees it), and with a `profile` the split
+    of replicas it suggests; 0 when the configured plan fits, else 2."""
+    from scalecap_ray.resources import split
+
+    engines = {label: dep for label, (_, dep) in plan.engine_groups().items()}
+    pilot = split.read_profile(profile) if profile is not None else None
+    if pilot is not None:
+        split.check_profile(pilot, engines)
     if cluster is None:
         import ray
 
@@ -130,6 +141,11 @@ def _print_plan(plan, cluster, address: str | None) -> int:
             ray.shutdown()
     placement = plan.placement(cluster)
     print(placement.describe())
+    if pilot is not None:
+        best = split.suggest_split(pilot.seconds_per_image,
+                                   lambda replicas: plan.placement(cluster, replicas))
+        configured = {label: dep.replica_range[1] for label, dep in engines.items()}
+        print(split.describe(pilot, best, configured))
     return 0 if placement.ok else 2
 
 
@@ -197,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster = (ClusterShape.from_description(args.cluster_resources)
                    if args.cluster_resources else None)
         if args.command == "plan":
-            return _print_plan(plan, cluster, args.address)
+            return _print_plan(plan, cluster, args.address, args.profile)
         result = run_plan(plan, _local(args.input), _local(args.output), overwrite=args.overwrite,
                           force=args.force, address=args.address, cluster=cluster,
                           progress=not args.quiet)

@@ -63,12 +63,24 @@ class Plan:
     stages: list[StagePlan] = field(default_factory=list)
     payload: str = "scalecap_record"  # the column `export` writes with each image
 
-    def placement(self, cluster: ClusterShape) -> Placement:
-        """Where this plan's engines and stage actors go on `cluster`, and what stops it."""
-        groups: dict[tuple[str, ...], tuple[tuple[str, ...], ModelDeployment]] = {}
+    def engine_groups(self) -> dict[str, tuple[tuple[str, ...], ModelDeployment]]:
+        """Each distinct engine by its label, the roles it serves joined by `+` (`vlm`,
+        `llm`, or `vlm+llm` when both use one model): its roles and deployment."""
+        by_names: dict[tuple[str, ...], tuple[tuple[str, ...], ModelDeployment]] = {}
         for role, (spec, dep) in self.engines.items():
-            roles, _ = groups.get(spec.names, ((), dep))
-            groups[spec.names] = ((*roles, role), dep)
+            roles, _ = by_names.get(spec.names, ((), dep))
+            by_names[spec.names] = ((*roles, role), dep)
+        return {"+".join(roles): (roles, dep) for roles, dep in by_names.values()}
+
+    def placement(self, cluster: ClusterShape, replicas: dict[str, int] | None = None
+                  ) -> Placement:
+        """Where this plan's engines and stage actors go on `cluster`, and what stops it;
+        `replicas` (engine label -> count) replaces the configured counts."""
+        groups = {}
+        for label, (roles, dep) in self.engine_groups().items():
+            if replicas and label in replicas:
+                dep = dep.model_copy(update={"replicas": replicas[label]})
+            groups[label] = (roles, dep)
         stages = [(s.name, s.role, s.settings) for s in self.stages]
         return plan_placement(groups, stages, cluster)
 

@@ -118,6 +118,30 @@ def test_plan_shows_placement_and_rejects_what_cannot_run(tmp_path):
     assert broken.returncode == 2 and "gpu" in broken.stderr
 
 
+def test_plan_with_a_profile_suggests_the_replica_split(tmp_path):
+    pilot = {"rows": {"written": 200},
+             "config": {"vlm": {"model": "Qwen/Qwen2.5-VL-7B-Instruct"},
+                        "llm": {"model": "Qwen/Qwen2-72B-Instruct", "tensor_parallel_size": 4}},
+             "timing": {"streaming_s": 100.0,
+                        "engines": {"vlm": {"busy_s": 100.0}, "llm": {"busy_s": 200.0}}}}
+    (tmp_path / "_manifest.json").write_text(json.dumps(pilot))
+    node = '[{"count": 2, "cpus": 96, "gpus": 8, "accelerator_type": "H100"}]'
+    proc = run_cli("plan", "--config", "cluster/node-8gpu.yaml", "--cluster-resources", node,
+                   "--profile", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "fits: yes" in proc.stdout  # the configured placement comes first
+    # 0.5 replica-s an image for the VLM, 1 for a 4-GPU LLM replica: 2 x 8 GPUs hold 3
+    # LLM groups (3 images/s), which 2 VLM replicas keep up with; as configured (4 + 1),
+    # 1 image/s.  A fourth LLM group does not fit, so 2 GPUs stay free.
+    assert "split: vlm=2 llm=3 -> about 3.00 images/s, limited by llm (as configured: " \
+           "about 1.00 images/s); 2 of 16 GPUs left free" in proc.stdout
+    assert "--set vlm.replicas=2 --set llm.replicas=3" in proc.stdout
+    wrong = run_cli("plan", "--config", "cluster/node-8gpu.yaml", "--cluster-resources", node,
+                    "--profile", str(tmp_path / "missing.json"))
+    assert wrong.returncode == 2 and "missing.json: cannot read it" in wrong.stderr
+    assert "fits:" not in wrong.stdout  # checked before anything is planned
+
+
 def test_run_checks_the_placement_before_reading_or_starting_anything(tmp_path):
     out = tmp_path / "out"
     proc = run_cli("run", "--smoke", "--input", str(EXAMPLES / "images.jsonl"), "--output",
