@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 ENGINE_RESTARTS = 3
 READY_WAIT_S = 2.0
+# How long stats and shutdown wait for the replicas' answers.
+STOP_TIMEOUT_S = 60.0
 
 
 def _vllm_engine(cfg: EngineConfig, limiter: Any) -> Any:
@@ -234,12 +236,31 @@ class EnginePool:
         done, _ = ray.wait(refs, num_returns=len(refs), timeout=0) if refs else ([], [])
         return [a for a, ref in zip(actors, refs, strict=True) if ref in done]
 
-    def stats(self) -> list[dict[str, float]]:
-        """Busy and up time of each replica that started (see `BusyClock`)."""
+    def _ask_all(self, actors: list, method: str) -> list:
+        """`method` called on every actor: the answers of those that gave one.  Stats and
+        shutdown come after the last row is written: a replica that died or hangs by then
+        is left out with a warning rather than failing a finished run."""
         import ray
 
-        started = self._started(self._actors, self._ready_refs)
-        return ray.get([a.stats.remote() for a in started], timeout=60)
+        refs = [getattr(a, method).remote() for a in actors]
+        ready, late = ray.wait(refs, num_returns=len(refs), timeout=STOP_TIMEOUT_S) \
+            if refs else ([], [])
+        answers = []
+        for ref in (r for r in refs if r in ready):
+            try:
+                answers.append(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                logger.warning("%s engine: a replica failed %s: %s", self.spec.role, method,
+                               exc)
+        if late:
+            logger.warning("%s engine: %d replica(s) did not answer %s within %g s",
+                           self.spec.role, len(late), method, STOP_TIMEOUT_S)
+        return answers
+
+    def stats(self) -> list[dict[str, float]]:
+        """Busy and up time of each replica that started and still answers (see
+        `BusyClock`)."""
+        return self._ask_all(self._started(self._actors, self._ready_refs), "stats")
 
     def shutdown(self) -> None:
         """Stop the engines (their worker processes too), release the actors and their
@@ -251,8 +272,7 @@ class EnginePool:
         groups, self._groups = self._groups, []
         refs, self._ready_refs = self._ready_refs, []
         try:
-            started = self._started(actors, refs)
-            ray.get([a.shutdown.remote() for a in started], timeout=60)
+            self._ask_all(self._started(actors, refs), "shutdown")
         finally:
             for actor in [*actors, *([limiter] if limiter is not None else [])]:
                 ray.kill(actor)

@@ -62,3 +62,23 @@ def test_manifest_sums_replicas_and_reports_the_busy_share():
     line = summary_lines(manifest)[1]
     assert line == ("  engines: start-up 30.0 s, streaming 60.0 s; vlm busy 80% (2 replica(s)), "
                     "llm busy 0% (1 replica(s))")
+
+
+def test_a_replica_lost_after_the_rows_fails_neither_stats_nor_shutdown(ray_local, caplog):
+    from scalecap_ray.engine.config import EngineConfig
+    from tests.standin import StandInEngine
+
+    spec = pool.EngineSpec(role="vlm", names=("stats-test-0", "stats-test-1"))
+    engines = pool.EnginePool(spec, EngineConfig(model="stand-in"),
+                              pool.EnginePlacement(num_cpus=0), factory=StandInEngine)
+    try:
+        assert len(engines.start(timeout_s=120)) == 2
+        assert len(engines.stats()) == 2
+        ray_local.kill(ray_local.get_actor("stats-test-1"), no_restart=True)
+        with caplog.at_level("WARNING", logger=pool.__name__):
+            (alive,) = engines.stats()
+        assert alive["up_s"] > 0
+        assert "vlm engine: a replica failed stats: " in caplog.text
+    finally:
+        engines.shutdown()
+    assert "a replica failed shutdown" in caplog.text
