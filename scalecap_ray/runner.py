@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pyarrow as pa
 
 from scalecap_ray.config import StageSettings
 from scalecap_ray.engine.pool import EnginePool
-from scalecap_ray.io.dedupe import duplicate_firsts, hash_ids, prepare
+from scalecap_ray.io.dedupe import hash_ids, prepare, tally, todo_count
 from scalecap_ray.io.manifest import build_manifest, write_manifest
 from scalecap_ray.io.output import OutputFolder, now, write_part
-from scalecap_ray.io.sources import InputPlan, discover, read_input
+from scalecap_ray.io.sources import InputPlan, discover, id_partitions, image_ids, read_input
 from scalecap_ray.pipeline import RECORD_FIELDS, RECORD_TYPE, Plan, retry_policy
 from scalecap_ray.resources.cluster import ClusterShape
 from scalecap_ray.resources.placement import Placement, PlacementError
@@ -76,24 +77,29 @@ def _compute(settings: StageSettings):
     return ray.data.ActorPoolStrategy(size=c)
 
 
-def input_rows(plan: Plan, source: InputPlan, done_ids: list[str]):
-    """The lazy dataset of input rows still to do (duplicates marked).  Finding duplicate
-    ids takes one pass over the ids first (not for image folders, whose paths are unique)."""
+def input_rows(plan: Plan, source: InputPlan, done_ids: list[str]) -> tuple[Any, int]:
+    """The lazy dataset of input rows still to do (duplicates marked), and how many there
+    are.  Finding duplicate ids and counting takes one pass over the ids first, except for
+    image folders, whose paths are unique and whose ids are known from the listing."""
     cfg = plan.config
+    done = hash_ids(done_ids)
     ds = read_input(source, cfg.input, retry_policy(cfg), num_cpus=LIGHT_TASK_CPUS)
     if cfg.input.limit is not None:
         ds = ds.limit(cfg.input.limit)
-    firsts = duplicate_firsts(ds) if source.kind != "images" else {}
+    if source.kind == "images":
+        firsts, todo = {}, todo_count(image_ids(source, cfg.input.limit), done)
+    else:
+        firsts, todo = tally(ds, done, num_cpus=LIGHT_TASK_CPUS,
+                             num_partitions=id_partitions(source, retry_policy(cfg)))
     if firsts:
         logger.info("%d id(s) occur more than once; later occurrences become error rows",
                     len(firsts))
     ds = ds.map_batches(prepare, batch_format="pyarrow", num_cpus=LIGHT_TASK_CPUS,
-                        fn_kwargs={"firsts": firsts, "done": hash_ids(done_ids),
-                                   "files": source.files})
+                        fn_kwargs={"firsts": firsts, "done": done, "files": source.files})
     # A stage hands a block on only when it has done all of it: blocks of one (smallest)
     # stage batch keep rows streaming through the stages instead of moving in big steps.
     block = min(s.settings.batch_size for s in plan.stages if s.role is not None)
-    return ds.repartition(target_num_rows_per_block=block)
+    return ds.repartition(target_num_rows_per_block=block), todo
 
 
 def through_stages(plan: Plan, ds):
@@ -194,8 +200,7 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
                          overwrite=overwrite, force=force)
     if done:
         logger.info("resuming %s: %d row(s) already written are skipped", output_dir, len(done))
-    rows = input_rows(plan, source, done)
-    todo = rows.count()  # a cheap pass (reading and parsing only) before any model starts
+    rows, todo = input_rows(plan, source, done)
     logger.info("%d input row(s) to process", todo)
     written, timing = 0, None
     if todo:

@@ -27,15 +27,70 @@ def hash_ids(ids) -> np.ndarray:
     return np.array(sorted({id_hash(i) for i in ids}), dtype=np.uint64)
 
 
-def duplicate_firsts(ds) -> dict[str, int]:
-    """For every id that occurs more than once: the order key of its first occurrence.
-    Runs one pass over the ids (a shuffle by id), before any model work."""
-    from ray.data.aggregate import Count, Min
-    from ray.data.expressions import col
+def _member(done: np.ndarray, ids: list[str]) -> np.ndarray:
+    """For each id: is it among the `done` hashes?"""
+    if not len(done) or not ids:
+        return np.zeros(len(ids), dtype=bool)
+    hashes = np.array([id_hash(i) for i in ids], dtype=np.uint64)
+    pos = np.clip(np.searchsorted(done, hashes), 0, len(done) - 1)
+    return done[pos] == hashes
 
-    counted = ds.select_columns(["id", "order"]).groupby("id").aggregate(
-        Count(alias_name="n"), Min("order", alias_name="first"))
-    return {r["id"]: r["first"] for r in counted.filter(expr=col("n") > 1).take_all()}
+
+def _dup_todo(batch: pa.Table, *, done: np.ndarray) -> pa.Table:
+    """Per row: would it still be to do as a later duplicate (under its `#dup-` id)?"""
+    ids, orders = batch.column("id").to_pylist(), batch.column("order").to_pylist()
+    dup_ids = [f"{i}#dup-{o}" for i, o in zip(ids, orders, strict=True)] if len(done) else []
+    todo = ~_member(done, dup_ids) if len(done) else np.ones(len(ids), dtype=bool)
+    return pa.table({"id": batch.column("id"), "order": batch.column("order"),
+                     "dup_todo": pa.array(todo.astype(np.int64))})
+
+
+def _group_todo(batch: pa.Table, *, done: np.ndarray) -> pa.Table:
+    """Per id group (n, first order, rows to do as duplicates): the rows of the group still
+    to do, kept only for ids that occur more than once, plus one row (id null) with the
+    total of the rest of the batch."""
+    ids, n = batch.column("id").to_pylist(), batch.column("n").to_numpy()
+    first, dup_todo = batch.column("first").to_numpy(), batch.column("dup_todo").to_numpy()
+    first_todo = ~_member(done, ids)
+    dups = np.flatnonzero(n > 1)
+    # In a group the first occurrence keeps the plain id: swap its share of `dup_todo`
+    # for whether the plain id is still to do.
+    first_as_dup = ~_member(done, [f"{ids[i]}#dup-{first[i]}" for i in dups])
+    todo = first_todo.astype(np.int64)
+    todo[dups] = dup_todo[dups] - first_as_dup + first_todo[dups]
+    single = int(todo[n == 1].sum())
+    return pa.table({"id": [ids[i] for i in dups] + [None],
+                     "first": [int(first[i]) for i in dups] + [None],
+                     "todo": [int(todo[i]) for i in dups] + [single]},
+                    schema=pa.schema([("id", pa.string()), ("first", pa.int64()),
+                                      ("todo", pa.int64())]))
+
+
+def todo_count(ids: list[str], done: np.ndarray) -> int:
+    """How many of `ids` are not among the `done` hashes."""
+    return int((~_member(done, ids)).sum())
+
+
+def tally(ds, done: np.ndarray, *, num_cpus: float, num_partitions: int | None = None
+          ) -> tuple[dict[str, int], int]:
+    """One pass over the ids (a shuffle by id), before any model work: for every id that
+    occurs more than once the order key of its first occurrence, and how many rows are
+    still to do (not among the `done` hashes; a later duplicate counts under its
+    `#dup-` id, as `prepare` renames it)."""
+    from ray.data.aggregate import Count, Min, Sum
+
+    grouped = ds.select_columns(["id", "order"]).map_batches(
+        _dup_todo, batch_format="pyarrow", fn_kwargs={"done": done}, num_cpus=num_cpus,
+    ).groupby("id", num_partitions=num_partitions).aggregate(
+        Count(alias_name="n"), Min("order", alias_name="first"),
+        Sum("dup_todo", alias_name="dup_todo"))
+    firsts, todo = {}, 0
+    for row in grouped.map_batches(_group_todo, batch_format="pyarrow", num_cpus=num_cpus,
+                                   fn_kwargs={"done": done}).take_all():
+        todo += row["todo"]
+        if row["id"] is not None:
+            firsts[row["id"]] = row["first"]
+    return firsts, todo
 
 
 def where(order: int, files: tuple[str, ...]) -> str:
@@ -63,7 +118,5 @@ def prepare(batch: pa.Table, *, firsts: dict[str, int], done: np.ndarray,
         batch = batch.set_column(batch.column_names.index(ERROR_STAGE), ERROR_STAGE,
                                  pa.array(stages, pa.string()))
     if len(done):
-        hashes = np.array([id_hash(i) for i in ids], dtype=np.uint64)
-        pos = np.clip(np.searchsorted(done, hashes), 0, len(done) - 1)
-        batch = batch.filter(pa.array(done[pos] != hashes))
+        batch = batch.filter(pa.array(~_member(done, ids)))
     return batch

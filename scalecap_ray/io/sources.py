@@ -32,6 +32,9 @@ KINDS: dict[str, InputKind] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "
 # Rows a read task hands on at a time (fewer when they carry whole images).
 ROWS_PER_BLOCK = 256
 BINARY_ROWS_PER_BLOCK = 64
+# The pass over a file input's ids shuffles them by id: one partition per 64 MiB of input.
+ID_PASS_BYTES = 64 * 2**20
+MAX_ID_PARTITIONS = 200
 
 
 class InputError(ValueError):
@@ -163,6 +166,22 @@ def image_rows_batch(batch: pa.Table, *, folder: str) -> pa.Table:
     """Ray Data UDF: listed image paths -> input rows."""
     return to_table([image_row(p, folder, n) for p, n in zip(
         batch.column("path").to_pylist(), batch.column("n").to_pylist(), strict=True)])
+
+
+def image_ids(plan: InputPlan, limit: int | None = None) -> list[str]:
+    """The row ids of an image folder's images in input order (as `image_rows_batch`
+    gives them), known without reading any image."""
+    return [image_row(p, plan.root, 0)["id"] for p in plan.files[:limit]]
+
+
+def id_partitions(plan: InputPlan, retry: storage.RetryPolicy) -> int | None:
+    """Partitions for the pass over the ids: one per ID_PASS_BYTES of input (Ray's default,
+    sized for big data, takes seconds to set up on a small input); None when the size is
+    unknown."""
+    sizes = [storage.file_size(f, retry) for f in plan.files]
+    if any(s is None for s in sizes):
+        return None
+    return max(1, min(MAX_ID_PARTITIONS, -(-sum(sizes) // ID_PASS_BYTES)))
 
 
 def read_input(plan: InputPlan, settings: InputSettings, retry: storage.RetryPolicy,

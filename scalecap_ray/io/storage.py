@@ -153,3 +153,11 @@ def list_images(folder: str, retry: RetryPolicy = DEFAULT_RETRY) -> list[str]:
 def path_type(path: str, retry: RetryPolicy = DEFAULT_RETRY) -> fs.FileType:
     filesystem_, inner = filesystem(path, retry)
     return filesystem_.get_file_info(inner).type
+
+
+def file_size(path: str, retry: RetryPolicy = DEFAULT_RETRY) -> int | None:
+    """Size of a file in bytes; None for http(s) inputs, which are not listed."""
+    if is_http(path):
+        return None
+    filesystem_, inner = filesystem(path, retry)
+    return filesystem_.get_file_info(inner).size

@@ -9,7 +9,16 @@ import pytest
 
 from scalecap_ray.config import InputSettings
 from scalecap_ray.io.records import stable_id
-from scalecap_ray.io.sources import InputError, discover, read_file
+from scalecap_ray.io.sources import (
+    ID_PASS_BYTES,
+    InputError,
+    InputPlan,
+    discover,
+    id_partitions,
+    image_ids,
+    image_rows_batch,
+    read_file,
+)
 from scalecap_ray.io.storage import DEFAULT_RETRY
 from tests.conftest import EXAMPLES, drawn_image
 
@@ -34,6 +43,26 @@ def test_discover_kinds_and_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no images"):
         discover(str(tmp_path / "empty"))
+
+
+def test_image_ids_are_known_from_the_listing():
+    plan = discover(str(EXAMPLES / "images"))
+    listing = pa.table({"path": list(plan.files), "n": list(range(1, len(plan.files) + 1))})
+    read = image_rows_batch(listing, folder=plan.root).column("id").to_pylist()
+    assert image_ids(plan) == read and len(set(read)) == 6
+    assert image_ids(plan, limit=2) == read[:2]
+
+
+def test_id_pass_partitions_follow_the_input_size(tmp_path):
+    small = tmp_path / "in.jsonl"
+    small.write_text('{"image": "a.png"}\n')
+    assert id_partitions(discover(str(small)), DEFAULT_RETRY) == 1
+    big = tmp_path / "big.jsonl"
+    with big.open("wb") as f:  # sparse: the size is what counts
+        f.truncate(3 * ID_PASS_BYTES + 1)
+    assert id_partitions(discover(str(big)), DEFAULT_RETRY) == 4
+    url = "http://127.0.0.1:9/x.jsonl"  # never fetched: an http input is not listed
+    assert id_partitions(InputPlan("jsonl", url, (url,)), DEFAULT_RETRY) is None
 
 
 def test_jsonl_lines_are_numbered_and_bad_lines_kept(tmp_path):
