@@ -29,9 +29,12 @@ MODEL_STAGES = ("caption", "verify", "questions", "answer", "integrate")
 
 
 def simulated(listing: Path, out: Path, cost: Path, factor: float,
-              overrides: list[str]) -> dict:
+              overrides: list[str], llm_factor: float | None = None) -> dict:
+    """One run on simulated GPUs in a fresh process (bench/simulated_run.py)."""
     args = [sys.executable, str(REPO / "bench" / "simulated_run.py"), str(listing), str(out),
             str(cost), str(factor)]
+    if llm_factor is not None:
+        args += ["--llm-factor", str(llm_factor)]
     for o in overrides:
         args += ["--set", o]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)

@@ -158,3 +158,11 @@ def _words(seed: str, tokens: int) -> str:
     """About `tokens` tokens of text, a sentence ending in a period."""
     words = seed.split()
     return " ".join(words[i % len(words)] for i in range(max(tokens * 3 // 4, 1))) + "."
+
+
+def engine_by_seed(cfg: EngineConfig, costs: dict[int, CostModel],
+                   prompts: Prompts | None = None) -> SimulatedEngine:
+    """A simulated engine whose cost model is picked by the engine's seed: how the split
+    benchmark makes the LLM (given seed 1, which also makes it an engine of its own)
+    slower than the VLM while both roles load the same checkpoint."""
+    return SimulatedEngine(cfg, costs[cfg.seed], prompts)

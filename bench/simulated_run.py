@@ -2,7 +2,11 @@
 a fresh Ray: what the scaling and memory benchmarks repeat.  Run as a script it prints
 the run's timing (and the peak memory of its processes) as one JSON line:
 
-    python bench/simulated_run.py LISTING OUT COST_JSON FACTOR [--set key=value ...]
+    python bench/simulated_run.py LISTING OUT COST_JSON FACTOR [--llm-factor F]
+        [--set key=value ...]
+
+With `--llm-factor` the LLM is an engine of its own (seed 1), F times slower than
+calibrated, while the VLM is FACTOR times slower.
 """
 
 from __future__ import annotations
@@ -71,16 +75,22 @@ class PeakMemory:
         return out
 
 
-def run(listing: str, out: str, cost: CostModel, overrides: list[str]) -> dict:
+def run(listing: str, out: str, cost: CostModel, overrides: list[str],
+        llm_cost: CostModel | None = None) -> dict:
     import ray
-    from simengine import SimulatedEngine
+    from simengine import SimulatedEngine, engine_by_seed
 
     from scalecap_ray.config import load_config
     from scalecap_ray.pipeline import plan_scalecap_job
     from scalecap_ray.runner import run_plan
 
     model = model_path(None)
-    cfg = load_config(None, [f"vlm.model={model}", f"llm.model={model}", *overrides])
+    separate = ["llm.seed=1"] if llm_cost is not None else []
+    cfg = load_config(None, [f"vlm.model={model}", f"llm.model={model}", *separate,
+                             *overrides])
+    factory = (partial(engine_by_seed, costs={0: cost, 1: llm_cost}, prompts=cfg.prompts)
+               if llm_cost is not None else
+               partial(SimulatedEngine, cost=cost, prompts=cfg.prompts))
     # Logical CPUs: the simulated engines use none, but on a GPU cluster each replica
     # reserves one, as a real one would.
     ray.init(num_cpus=16, num_gpus=SIMULATED_GPUS, include_dashboard=False,
@@ -89,8 +99,7 @@ def run(listing: str, out: str, cost: CostModel, overrides: list[str]) -> dict:
         with PeakMemory() as memory:
             start = time.perf_counter()
             result = run_plan(plan_scalecap_job(cfg), listing, out, progress=False,
-                              engine_factory=partial(SimulatedEngine, cost=cost,
-                                                     prompts=cfg.prompts))
+                              engine_factory=factory)
             wall = time.perf_counter() - start
     finally:
         ray.shutdown()
@@ -107,10 +116,14 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("cost", help="cost.json from bench/calibrate.py")
     parser.add_argument("factor", type=float, help="How many times slower than calibrated.")
+    parser.add_argument("--llm-factor", type=float,
+                        help="A separate LLM engine this many times slower than calibrated.")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
-    cost = CostModel(**json.loads(Path(args.cost).read_text())["cost"]).scaled(args.factor)
-    print(json.dumps(run(args.listing, args.out, cost, args.overrides)))
+    calibrated = CostModel(**json.loads(Path(args.cost).read_text())["cost"])
+    llm = calibrated.scaled(args.llm_factor) if args.llm_factor else None
+    print(json.dumps(run(args.listing, args.out, calibrated.scaled(args.factor),
+                         args.overrides, llm)))
 
 
 if __name__ == "__main__":
