@@ -145,7 +145,13 @@ def _print_plan(plan, cluster, address: str | None, profile: str | None = None) 
         best = split.suggest_split(pilot.seconds_per_image,
                                    lambda replicas: plan.placement(cluster, replicas))
         configured = {label: dep.replica_range[1] for label, dep in engines.items()}
-        print(split.describe(pilot, best, configured))
+        model_stages = [s for s in plan.stages if s.role is not None]
+        batches = split.batch_sizes(
+            pilot, [(s.name, s.role, s.settings.actor_range[1]) for s in model_stages],
+            best.replicas)
+        changed = {s.name: batches[s.name] for s in model_stages
+                   if batches.get(s.name, s.settings.batch_size) != s.settings.batch_size}
+        print(split.describe(pilot, best, configured, changed))
     return 0 if placement.ok else 2
 
 

@@ -121,7 +121,8 @@ def test_plan_shows_placement_and_rejects_what_cannot_run(tmp_path):
 def test_plan_with_a_profile_suggests_the_replica_split(tmp_path):
     pilot = {"rows": {"written": 200},
              "config": {"vlm": {"model": "Qwen/Qwen2.5-VL-7B-Instruct"},
-                        "llm": {"model": "Qwen/Qwen2-72B-Instruct", "tensor_parallel_size": 4}},
+                        "llm": {"model": "Qwen/Qwen2-72B-Instruct", "tensor_parallel_size": 4},
+                        "stages": {"integrate": {"batch_size": 32, "concurrency": 4}}},
              "timing": {"streaming_s": 100.0,
                         "engines": {"vlm": {"busy_s": 100.0}, "llm": {"busy_s": 200.0}}}}
     (tmp_path / "_manifest.json").write_text(json.dumps(pilot))
@@ -136,6 +137,9 @@ def test_plan_with_a_profile_suggests_the_replica_split(tmp_path):
     assert "split: vlm=2 llm=3 -> about 3.00 images/s, limited by llm (as configured: " \
            "about 1.00 images/s); 2 of 16 GPUs left free" in proc.stdout
     assert "--set vlm.replicas=2 --set llm.replicas=3" in proc.stdout
+    # The pilot's integrate actors sent 4 x 32 images to one LLM replica; three replicas
+    # get as many when the config's 4 integrate actors send 4 x 32 x 3 / 4 = 96 each.
+    assert proc.stdout.rstrip().endswith("--set stages.integrate.batch_size=96")
     wrong = run_cli("plan", "--config", "cluster/node-8gpu.yaml", "--cluster-resources", node,
                     "--profile", str(tmp_path / "missing.json"))
     assert wrong.returncode == 2 and "missing.json: cannot read it" in wrong.stderr

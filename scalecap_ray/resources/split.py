@@ -9,9 +9,13 @@ adds replicas to the slowest one while the cluster still holds the plan (the pla
 check decides): adding to any other engine cannot raise the minimum, so the split it
 stops at has the highest rate the cluster allows.
 
-Busy time over-counts an engine that was starved by the other one: it ran its batches
-with fewer sequences than it would at full load, so the split leans towards giving it
-more replicas than it needs.  A second pilot with the suggested split narrows that.
+Time per image holds only at the load the pilot gave each replica: an engine with more
+replicas and the same stage batches gets fewer sequences per replica and runs them less
+efficiently.  `batch_sizes` scales each model stage's batch with its engine's replicas
+so that every replica gets as many images per call as in the pilot.  Busy time also
+over-counts an engine that was starved by the other one (it ran its batches with fewer
+sequences than it would at full load), so the split leans towards giving it more
+replicas than it needs; a second pilot with the suggested split narrows that.
 See docs/benchmarks.md (section 3) for the split measured on simulated GPUs.
 """
 
@@ -39,6 +43,8 @@ class Profile:
     seconds_per_image: dict[str, float]
     models: dict[str, tuple[str, int]]
     images_per_s: float  # what the pilot itself streamed
+    replicas: dict[str, int]  # replicas each engine ran with
+    stages: dict[str, tuple[int, int]]  # per stage: batch size and (most) actors
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,15 @@ def read_profile(path: str) -> Profile:
     if not any(demand.values()):
         raise ValueError(f"profile {path}: its engines were never busy")
     streaming = timing.get("streaming_s") or 0.0
+    replicas = {label: e.get("replicas", 1) for label, e in timing["engines"].items()}
+    stages = {name: (st["batch_size"], _most(st["concurrency"]))
+              for name, st in (config.get("stages") or {}).items()}
     return Profile(str(path), written, demand, models,
-                   written / streaming if streaming else 0.0)
+                   written / streaming if streaming else 0.0, replicas, stages)
+
+
+def _most(concurrency: int | list[int]) -> int:
+    return concurrency[-1] if isinstance(concurrency, list) else concurrency
 
 
 def check_profile(profile: Profile, engines: dict[str, ModelDeployment]) -> None:
@@ -137,7 +150,25 @@ def suggest_split(demand: dict[str, float], place: Callable[[dict[str, int]], Pl
     return Split(replicas, images_per_s, bottleneck, placement)
 
 
-def describe(profile: Profile, split: Split, configured: dict[str, int]) -> str:
+def batch_sizes(profile: Profile, stages: list[tuple[str, str, int]],
+                replicas: dict[str, int]) -> dict[str, int]:
+    """Batch sizes for the model stages (name, role, actors) that give every replica of
+    their engine as many images per call as the pilot did (batch x actors / replicas;
+    calls are routed to replicas by image)."""
+    engine_of = {role: label for label in replicas for role in label.split("+")}
+    out = {}
+    for name, role, actors in stages:
+        label = engine_of[role]
+        if name not in profile.stages or label not in profile.replicas:
+            continue
+        batch, pilot_actors = profile.stages[name]
+        per_replica = batch * pilot_actors / profile.replicas[label]
+        out[name] = max(1, round(per_replica * replicas[label] / actors))
+    return out
+
+
+def describe(profile: Profile, split: Split, configured: dict[str, int],
+             batches: dict[str, int] | None = None) -> str:
     """The suggestion as lines for `scalecap-ray plan --profile`."""
     need = ", ".join(f"{label} {d:.3g} replica-s/image"
                      for label, d in profile.seconds_per_image.items())
@@ -150,10 +181,13 @@ def describe(profile: Profile, split: Split, configured: dict[str, int]) -> str:
     left = f"; {free:g} of {total:g} GPUs left free" if free else ""
     flags = " ".join(f"--set {role}.replicas={n}" for label, n in split.replicas.items()
                      for role in label.split("+"))
-    return "\n".join([
-        f"profile: {profile.source} ({profile.images} images, "
-        f"{profile.images_per_s:.2f} images/s): {need}",
-        f"split: {counts} -> about {split.images_per_s:.2f} images/s, limited by "
-        f"{split.bottleneck} (as configured: about {now:.2f} images/s){left}",
-        f"  {flags}",
-    ])
+    lines = [f"profile: {profile.source} ({profile.images} images, "
+             f"{profile.images_per_s:.2f} images/s): {need}",
+             f"split: {counts} -> about {split.images_per_s:.2f} images/s, limited by "
+             f"{split.bottleneck} (as configured: about {now:.2f} images/s){left}",
+             f"  {flags}"]
+    if batches:
+        lines += ["batches that give each replica the pilot's images per call:",
+                  "  " + " ".join(f"--set stages.{name}.batch_size={n}"
+                                  for name, n in batches.items())]
+    return "\n".join(lines)

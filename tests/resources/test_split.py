@@ -17,7 +17,10 @@ def manifest(engines: dict, written: int = 100, vlm=VLM, llm=LLM, llm_tp=4) -> d
             "config": {"vlm": {"model": vlm, "tensor_parallel_size": 1,
                                "pipeline_parallel_size": 1},
                        "llm": {"model": llm, "tensor_parallel_size": llm_tp,
-                               "pipeline_parallel_size": 1}},
+                               "pipeline_parallel_size": 1},
+                       "stages": {"load": {"batch_size": 32, "concurrency": 1},
+                                  "caption": {"batch_size": 32, "concurrency": 1},
+                                  "questions": {"batch_size": 16, "concurrency": [1, 2]}}},
             "timing": {"engine_startup_s": 30.0, "streaming_s": 200.0,
                        "engines": {label: {"replicas": 1, "busy_s": busy}
                                    for label, busy in engines.items()}}}
@@ -41,6 +44,8 @@ def test_profile_is_busy_replica_seconds_per_image(tmp_path):
         assert p.seconds_per_image == {"vlm": 0.5, "llm": 2.0}
         assert p.models == {"vlm": (VLM, 1), "llm": (LLM, 4)}
         assert p.images == 100 and p.images_per_s == 0.5
+        assert p.replicas == {"vlm": 1, "llm": 1}
+        assert p.stages["questions"] == (16, 2)  # (min, max) actors: the most count
 
 
 @pytest.mark.parametrize("content, message", [
@@ -117,3 +122,19 @@ def test_describe_gives_the_flags_to_use(tmp_path):
            "about 0.50 images/s)" in text
     assert "--set vlm.replicas=1 --set llm.replicas=3" in text
     assert "3 of 16 GPUs left free" in text
+
+
+def test_batches_keep_the_pilots_images_per_call_and_replica(tmp_path):
+    pilot = split.read_profile(write(tmp_path, manifest({"vlm": 50.0, "llm": 200.0})))
+    # The pilot: 1 replica each; caption sent 32 images a call, questions 16 from each
+    # of 2 actors.  With 2 VLM replicas the caption batch doubles; with 3 LLM replicas
+    # and 4 question actors each actor sends 16 x 2 x 3 / 4 = 24.
+    stages = [("caption", "vlm", 1), ("questions", "llm", 4), ("answer", "vlm", 1)]
+    got = split.batch_sizes(pilot, stages, {"vlm": 2, "llm": 3})
+    assert got == {"caption": 64, "questions": 24}  # answer: not in the pilot's config
+    text = split.describe(pilot, split.Split({"vlm": 2, "llm": 3}, 1.5, "llm",
+                                             placer(SEPARATE)[1]({"vlm": 2, "llm": 3})),
+                          {"vlm": 1, "llm": 1}, got)
+    assert text.endswith("batches that give each replica the pilot's images per call:\n"
+                         "  --set stages.caption.batch_size=64 "
+                         "--set stages.questions.batch_size=24")
