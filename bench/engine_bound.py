@@ -8,6 +8,7 @@ went (engine start-up, streaming, engine busy time), and the difference is split
 fixed costs, engine start-up, engine work and engine idle time.
 
     .venv/bin/python bench/engine_bound.py [--images 200] [--model PATH] [--out DIR]
+        [--set key=value ...]   (pipeline settings, e.g. stages.answer.concurrency=2)
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--model", help="Model for both roles (default: the smoke model).")
     parser.add_argument("--out", help="Folder for images, outputs and results.")
+    parser.add_argument("--set", dest="settings", action="append", default=[],
+                        help="A pipeline setting (repeatable); the bound is unchanged.")
     parser.add_argument("--bound-only", metavar="LISTING", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bound_only:
@@ -113,9 +116,10 @@ def main() -> None:
     listing = write_images(args.images, root / "images")
     b = timed_bound(listing, model)
     print(f"bound: {b}", file=sys.stderr)
-    p = run_pipeline(listing, root / "pipeline", model)
+    p = run_pipeline(listing, root / "pipeline", model, args.settings)
     result = compare(b, p)
     result["bound"], result["pipeline_timing"] = b, p["manifest"]["timing"]
+    result["settings"] = args.settings
     save(result, root / "engine_bound.json")
     print(table(result))
 

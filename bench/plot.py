@@ -1,5 +1,6 @@
-"""The benchmark plot (docs/benchmarks.png): scaling over simulated GPUs, the answer
-stage's cached share by layout, and the pipeline's time split against the bound.
+"""The benchmark plot (docs/benchmarks.png): scaling over simulated GPUs, the split of
+8 simulated GPUs between a VLM and an LLM engine, the answer stage's cached share by
+layout, and the pipeline's time split against the bound.
 
     .venv/bin/python bench/plot.py RESULTS_DIR [--png docs/benchmarks.png]
 """
@@ -19,8 +20,9 @@ def plot(results: Path, png: Path) -> None:
     scaling = json.loads((results / "scaling" / "scaling.json").read_text())["scaling"]
     cache = json.loads((results / "prefix_cache.json").read_text())["results"]
     bound = json.loads((results / "bound" / "engine_bound.json").read_text())
-    fig = Figure(figsize=(13, 4), layout="constrained")
-    a, b, c = fig.subplots(1, 3)
+    split = json.loads((results / "split" / "split.json").read_text())
+    fig = Figure(figsize=(17, 4), layout="constrained")
+    a, d, b, c = fig.subplots(1, 4)
 
     reps = [r["replicas"] for r in scaling]
     base = scaling[0]["images_per_s"] / scaling[0]["replicas"]
@@ -30,6 +32,17 @@ def plot(results: Path, png: Path) -> None:
     a.set(title="Scaling (simulated GPUs)", xlabel="engine replicas", ylabel="images / s",
           xticks=reps)
     a.legend()
+
+    labels = [f"{r['vlm']}+{r['llm']}" for r in split["splits"]]
+    suggested = f"{split['suggested']['vlm']}+{split['suggested']['llm']}"
+    d.bar(labels, [r["images_per_s"] for r in split["splits"]], label="measured",
+          color=["tab:orange" if x == suggested else "tab:blue" for x in labels])
+    d.plot(labels, [r["predicted_images_per_s"] for r in split["splits"]], "o--",
+           color="grey", label="predicted from the pilot")
+    d.set(title=f"Splitting 8 GPUs, LLM {split['llm_factor'] / split['factor']:g}x the "
+                f"VLM's cost (orange: suggested)", xlabel="VLM + LLM replicas",
+          ylabel="images / s")
+    d.legend(loc="lower center")
 
     size = max(r["size"] for r in cache)
     for layout in ("image first", "image last"):

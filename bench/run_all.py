@@ -37,8 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     out = (REPO / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    images, per_replica, memory = ("24", "12", ["20", "200"]) if args.quick \
-        else ("200", "60", ["100", "1000"])
+    images, per_replica, split_images, memory = ("24", "12", "48", ["20", "200"]) \
+        if args.quick else ("200", "40", "240", ["100", "1000"])
     b = "bench/"
     step("1. Engine-only bound vs pipeline", [b + "engine_bound.py", "--images", images,
                                               "--out", str(out / "bound")], out / "1.log")
@@ -49,6 +49,9 @@ def main() -> None:
     step("3-4. Scaling and memory (simulated GPUs)",
          [b + "scaling.py", "--cost", str(out / "cost.json"), "--per-replica", per_replica,
           "--memory", *memory, "--out", str(out / "scaling")], out / "3b.log")
+    step("3. Splitting GPUs between the VLM and the LLM (simulated GPUs)",
+         [b + "split.py", "--cost", str(out / "cost.json"), "--images", split_images,
+          "--around", "1", "--out", str(out / "split")], out / "3c.log")
     step("5. Cost per image by mode", [b + "cost_per_mode.py", "--out",
                                        str(out / "modes")], out / "5.log")
     step("Plot", [b + "plot.py", str(out)], out / "plot.log")

@@ -5,10 +5,16 @@ The VLM runs `--factor` times slower than the calibrated CPU engine, the LLM (an
 of its own) `--llm-factor` times: by default 4 times the VLM's cost, as a 32B LLM beside a
 7B VLM.  A pilot run with one replica of each gives the profile (each engine's busy
 replica-seconds per image); the split it suggests for one node of 8 GPUs is compared
-with the throughput measured for every split of the 8 GPUs.
+with the throughput measured for every split of the 8 GPUs.  Each model stage sends
+`--per-replica` images per call and replica of its engine (its batch grows with the
+replicas), so a replica sees the same load in the pilot as in every split.
 
-    .venv/bin/python bench/split.py --cost cost.json [--images 160] [--pilot 32]
-        [--factor 10] [--llm-factor 40] [--vlm-replicas 2 3 4 5 6 7]
+    .venv/bin/python bench/split.py --cost cost.json [--images 240] [--pilot 32]
+        [--per-replica 16] [--factor 10] [--llm-factor 20]
+        [--vlm-replicas 1 2 ... 7 | --around K]
+
+`--around K` measures only the splits within K VLM replicas of the suggested one (what
+`make bench` does, to stay within its time).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import model_path, save
 from images import write_images
-from scaling import MODEL_STAGES, simulated
+from scaling import simulated
 
 from scalecap_ray.config import load_config
 from scalecap_ray.pipeline import plan_scalecap_job
@@ -29,47 +35,63 @@ from scalecap_ray.resources import split
 from scalecap_ray.resources.cluster import ClusterShape
 
 GPUS = 8
-BATCH = [f"stages.{s}.batch_size=32" for s in MODEL_STAGES]
 
 
-def suggestion(pilot_out: Path) -> tuple[split.Profile, split.Split, dict]:
-    """What `plan --profile` says for the pilot on one node of 8 GPUs."""
+def separate_plan():
     model = model_path(None)
-    plan = plan_scalecap_job(load_config(None, [f"vlm.model={model}", f"llm.model={model}",
+    return plan_scalecap_job(load_config(None, [f"vlm.model={model}", f"llm.model={model}",
                                                 "llm.seed=1"]))
+
+
+def settings(replicas: dict[str, int], per_replica: int) -> list[str]:
+    """Replica counts, and each model stage's batch: `per_replica` images per replica of
+    the engine it calls."""
+    stages = [f"stages.{s.name}.batch_size={per_replica * replicas[s.role]}"
+              for s in separate_plan().stages if s.role is not None]
+    return [*(f"{k}.replicas={n}" for k, n in replicas.items()), *stages]
+
+
+def suggestion(pilot_out: Path) -> tuple[split.Profile, split.Split]:
+    """What `plan --profile` says for the pilot on one node of 8 GPUs."""
+    plan = separate_plan()
     cluster = ClusterShape.from_description(f'[{{"cpus": 16, "gpus": {GPUS}}}]')
     profile = split.read_profile(str(pilot_out))
     split.check_profile(profile, {k: dep for k, (_, dep) in plan.engine_groups().items()})
     best = split.suggest_split(profile.seconds_per_image,
                                lambda replicas: plan.placement(cluster, replicas))
-    return profile, best, plan.engine_groups()
+    return profile, best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cost", required=True, help="cost.json from bench/calibrate.py")
-    parser.add_argument("--images", type=int, default=160)
+    parser.add_argument("--images", type=int, default=240)
     parser.add_argument("--pilot", type=int, default=32, help="Images in the pilot run.")
+    parser.add_argument("--per-replica", type=int, default=16)
     parser.add_argument("--factor", type=float, default=10.0)
-    parser.add_argument("--llm-factor", type=float, default=40.0)
-    parser.add_argument("--vlm-replicas", type=int, nargs="*", default=list(range(2, GPUS)))
+    parser.add_argument("--llm-factor", type=float, default=20.0)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--vlm-replicas", type=int, nargs="*", default=list(range(1, GPUS)))
+    which.add_argument("--around", type=int, metavar="K")
     parser.add_argument("--out", help="Folder for images, outputs and results.")
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="scalecap-bench-"))
     cost = Path(args.cost).resolve()
-    simulate = lambda listing, out, overrides: simulated(  # noqa: E731
-        listing, out, cost, args.factor, [*BATCH, *overrides], args.llm_factor)
+    simulate = lambda listing, out, replicas: simulated(  # noqa: E731
+        listing, out, cost, args.factor, settings(replicas, args.per_replica),
+        args.llm_factor)
 
-    simulate(write_images(args.pilot, root / "images"), root / "pilot",
-             ["vlm.replicas=1", "llm.replicas=1"])
-    profile, best, _ = suggestion(root / "pilot")
+    simulate(write_images(args.pilot, root / "images"), root / "pilot", {"vlm": 1, "llm": 1})
+    profile, best = suggestion(root / "pilot")
     print(split.describe(profile, best, {"vlm": 1, "llm": 1}), file=sys.stderr)
     listing = write_images(args.images, root / "images")
+    splits = args.vlm_replicas if args.around is None else [
+        v for v in range(best.replicas["vlm"] - args.around,
+                         best.replicas["vlm"] + args.around + 1) if 1 <= v < GPUS]
     rows = []
-    for v in args.vlm_replicas:
+    for v in splits:
         replicas = {"vlm": v, "llm": GPUS - v}
-        res = simulate(listing, root / f"split-{v}",
-                       [f"{k}.replicas={n}" for k, n in replicas.items()])
+        res = simulate(listing, root / f"split-{v}", replicas)
         predicted, limit = split.rate(replicas, profile.seconds_per_image)
         rows.append({**replicas, "images_per_s": res["images_per_s"],
                      "predicted_images_per_s": round(predicted, 3), "limited_by": limit,
@@ -78,6 +100,7 @@ def main() -> None:
         print(rows[-1], file=sys.stderr)
     measured_best = max(rows, key=lambda r: r["images_per_s"])
     result = {"factor": args.factor, "llm_factor": args.llm_factor, "images": args.images,
+              "per_replica": args.per_replica,
               "profile": profile.seconds_per_image, "pilot_images": profile.images,
               "suggested": best.replicas, "suggested_images_per_s": round(best.images_per_s, 3),
               "measured_best": {"vlm": measured_best["vlm"], "llm": measured_best["llm"]},
