@@ -71,26 +71,41 @@ def todo_count(ids: list[str], done: np.ndarray) -> int:
     return int((~_member(done, ids)).sum())
 
 
-def tally(ds, done: np.ndarray, *, num_cpus: float, num_partitions: int | None = None
-          ) -> tuple[dict[str, int], int]:
-    """One pass over the ids (a shuffle by id), before any model work: for every id that
-    occurs more than once the order key of its first occurrence, and how many rows are
-    still to do (not among the `done` hashes; a later duplicate counts under its
-    `#dup-` id, as `prepare` renames it)."""
-    from ray.data.aggregate import Count, Min, Sum
-
-    grouped = ds.select_columns(["id", "order"]).map_batches(
-        _dup_todo, batch_format="pyarrow", fn_kwargs={"done": done}, num_cpus=num_cpus,
-    ).groupby("id", num_partitions=num_partitions).aggregate(
-        Count(alias_name="n"), Min("order", alias_name="first"),
-        Sum("dup_todo", alias_name="dup_todo"))
+def _collect(rows: list[dict]) -> tuple[dict[str, int], int]:
+    """`_group_todo`'s rows -> (first order of each duplicated id, rows to do)."""
     firsts, todo = {}, 0
-    for row in grouped.map_batches(_group_todo, batch_format="pyarrow", num_cpus=num_cpus,
-                                   fn_kwargs={"done": done}).take_all():
+    for row in rows:
         todo += row["todo"]
         if row["id"] is not None:
             firsts[row["id"]] = row["first"]
     return firsts, todo
+
+
+def tally(ds, done: np.ndarray, *, num_cpus: float, num_partitions: int | None = None
+          ) -> tuple[dict[str, int], int]:
+    """One pass over the ids, before any model work: for every id that occurs more than
+    once the order key of its first occurrence, and how many rows are still to do (not
+    among the `done` hashes; a later duplicate counts under its `#dup-` id, as `prepare`
+    renames it).  With one partition (a small input) the ids are grouped here, in the
+    driver: Ray's shuffle takes seconds to set up, streaming the ids a fraction of that."""
+    from ray.data.aggregate import Count, Min, Sum
+
+    ids = ds.select_columns(["id", "order"]).map_batches(
+        _dup_todo, batch_format="pyarrow", fn_kwargs={"done": done}, num_cpus=num_cpus)
+    if num_partitions == 1:
+        batches = list(ids.iter_batches(batch_format="pyarrow", batch_size=None))
+        if not batches:
+            return {}, 0
+        grouped = pa.concat_tables(batches).group_by("id").aggregate(
+            [("order", "count"), ("order", "min"), ("dup_todo", "sum")])
+        grouped = grouped.rename_columns(
+            {"order_count": "n", "order_min": "first", "dup_todo_sum": "dup_todo"})
+        return _collect(_group_todo(grouped, done=done).to_pylist())
+    grouped = ids.groupby("id", num_partitions=num_partitions).aggregate(
+        Count(alias_name="n"), Min("order", alias_name="first"),
+        Sum("dup_todo", alias_name="dup_todo"))
+    return _collect(grouped.map_batches(_group_todo, batch_format="pyarrow",
+                                        num_cpus=num_cpus, fn_kwargs={"done": done}).take_all())
 
 
 def where(order: int, files: tuple[str, ...]) -> str:

@@ -32,7 +32,8 @@ KINDS: dict[str, InputKind] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "
 # Rows a read task hands on at a time (fewer when they carry whole images).
 ROWS_PER_BLOCK = 256
 BINARY_ROWS_PER_BLOCK = 64
-# The pass over a file input's ids shuffles them by id: one partition per 64 MiB of input.
+# The pass over a file input's ids shuffles them by id: one partition per 64 MiB of input;
+# an input under that size has its ids grouped in the driver (see `dedupe.tally`).
 ID_PASS_BYTES = 64 * 2**20
 MAX_ID_PARTITIONS = 200
 

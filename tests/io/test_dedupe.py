@@ -36,6 +36,7 @@ TALLIED = ((0, 1, "x", "1.png"), (0, 2, "y", "2.png"), (0, 3, "x", "3.png"),
            (1, 1, "z", "4.png"), (1, 2, "x", "5.png"), (1, 3, "y", "6.png"))
 
 
+@pytest.mark.parametrize("partitions", [1, 2])  # in the driver, and by Ray's shuffle
 @pytest.mark.parametrize("done, todo", [
     ([], 6),
     (["x", "z"], 4),  # the first x and z were written; the duplicates were not
@@ -44,21 +45,24 @@ TALLIED = ((0, 1, "x", "1.png"), (0, 2, "y", "2.png"), (0, 3, "x", "3.png"),
     (["x", "y", "z", f"x#dup-{order_key(0, 3)}", f"x#dup-{order_key(1, 2)}",
       f"y#dup-{order_key(1, 3)}", "other"], 0),
 ])
-def test_tally_finds_duplicates_and_counts_what_prepare_keeps(ray_local, done, todo):
+def test_tally_finds_duplicates_and_counts_what_prepare_keeps(ray_local, done, todo,
+                                                               partitions):
     table = rows(*TALLIED)
     ds = ray_local.data.from_arrow([table.slice(0, 2), table.slice(2, 3), table.slice(5)])
-    firsts, counted = tally(ds, hash_ids(done), num_cpus=0.1, num_partitions=2)
+    firsts, counted = tally(ds, hash_ids(done), num_cpus=0.1, num_partitions=partitions)
     assert firsts == {"x": order_key(0, 1), "y": order_key(0, 2)}
     assert counted == todo
     kept = prepare(table, firsts=firsts, done=hash_ids(done), files=FILES)
     assert kept.num_rows == todo
 
 
-def test_tally_of_unique_ids_and_of_nothing(ray_local):
+@pytest.mark.parametrize("partitions", [1, None])
+def test_tally_of_unique_ids_and_of_nothing(ray_local, partitions):
     table = rows((0, 1, "a", "1.png"), (0, 2, "b", "2.png"))
-    assert tally(ray_local.data.from_arrow(table), hash_ids(["b"]), num_cpus=0.1) == ({}, 1)
+    assert tally(ray_local.data.from_arrow(table), hash_ids(["b"]), num_cpus=0.1,
+                 num_partitions=partitions) == ({}, 1)
     empty = ray_local.data.from_arrow(table.slice(0, 0))
-    assert tally(empty, hash_ids([]), num_cpus=0.1) == ({}, 0)
+    assert tally(empty, hash_ids([]), num_cpus=0.1, num_partitions=partitions) == ({}, 0)
 
 
 def test_todo_count():
