@@ -29,7 +29,7 @@ def plot(results: Path, png: Path) -> None:
     a.plot(reps, [r["images_per_s"] for r in scaling], "o-", label="measured")
     a.plot(reps, [base * r for r in reps], "--", color="grey", label="linear")
     a.plot(reps, [0.9 * base * r for r in reps], ":", color="grey", label="0.9 x linear")
-    a.set(title="Scaling (simulated GPUs)", xlabel="engine replicas", ylabel="images / s",
+    a.set(title="Scaling\n(simulated GPUs)", xlabel="engine replicas", ylabel="images / s",
           xticks=reps)
     a.legend()
 
@@ -39,10 +39,11 @@ def plot(results: Path, png: Path) -> None:
           color=["tab:orange" if x == suggested else "tab:blue" for x in labels])
     d.plot(labels, [r["predicted_images_per_s"] for r in split["splits"]], "o--",
            color="grey", label="predicted from the pilot")
-    d.set(title=f"Splitting 8 GPUs, LLM {split['llm_factor'] / split['factor']:g}x the "
-                f"VLM's cost (orange: suggested)", xlabel="VLM + LLM replicas",
-          ylabel="images / s")
-    d.legend(loc="lower center")
+    d.set(title=f"8 GPUs split, LLM {split['llm_factor'] / split['factor']:g}x the VLM's "
+                "cost\n(orange: the suggested split)", xlabel="VLM + LLM replicas",
+          ylabel="images / s", ylim=(0, 1.3 * max(r["predicted_images_per_s"]
+                                                for r in split["splits"])))
+    d.legend(loc="upper right", fontsize="small")
 
     size = max(r["size"] for r in cache)
     for layout in ("image first", "image last"):
@@ -50,7 +51,7 @@ def plot(results: Path, png: Path) -> None:
         b.plot([r["questions"] for r in rows], [100 * r["cached_share"] for r in rows],
                "o-", label=layout)
     b.axhline(80, color="grey", linestyle=":", label="80% target")
-    b.set(title=f"Answer stage: prompt tokens from cache ({size} px images)",
+    b.set(title=f"Answer stage: prompt tokens from cache\n({size} px images)",
           xlabel="questions per image", ylabel="% of prompt tokens", ylim=(0, 100))
     counts = sorted({r["questions"] for r in cache})
     b.set_xscale("log", base=2)
@@ -63,7 +64,8 @@ def plot(results: Path, png: Path) -> None:
     for name, (bv, pv) in parts:
         c.barh(["bound", "pipeline"], [bv, pv], left=left, label=name.split(" (")[0])
         left = [left[0] + bv, left[1] + pv]
-    c.set(title=f"{bound['images']} images, one CPU engine: ratio {bound['ratio']:.2f}",
+    c.set(title=f"{bound['images']} images, one CPU engine:\npipeline / bound "
+                f"{bound['ratio']:.2f}",
           xlabel="seconds")
     c.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.savefig(png, dpi=90)
