@@ -196,15 +196,25 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
         ray.init(address=address)
     ray.data.DataContext.get_current().enable_progress_bars = progress
     placement = check_cluster(plan, cluster)
-    done = out.start_run(plan.job, plan.payload, config_dump, plan.run_id,
-                         overwrite=overwrite, force=force)
-    if done:
-        logger.info("resuming %s: %d row(s) already written are skipped", output_dir, len(done))
-    rows, todo = input_rows(plan, source, done)
-    logger.info("%d input row(s) to process", todo)
+    pools = engine_pools(plan, placement, engine_factory)
     written, timing = 0, None
-    if todo:
-        written, timing = _stream(plan, rows, placement, engine_factory, output_dir, retry)
+    try:
+        done = out.start_run(plan.job, plan.payload, config_dump, plan.run_id,
+                             overwrite=overwrite, force=force)
+        if done:
+            logger.info("resuming %s: %d row(s) already written are skipped", output_dir,
+                        len(done))
+        else:
+            # The models load while the ids are checked: a fresh run has rows to do.
+            for pool in pools:
+                pool.launch()
+        rows, todo = input_rows(plan, source, done)
+        logger.info("%d input row(s) to process", todo)
+        if todo:
+            written, timing = _stream(plan, rows, pools, output_dir, retry)
+    finally:
+        for pool in pools:
+            pool.shutdown()
     out.finish_run(plan.run_id, written)
     manifest = build_manifest(
         out, job=plan.job, run_id=plan.run_id, input_path=input_path, config=config_dump,
@@ -214,31 +224,41 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
     return RunResult(output_dir, written, len(done), manifest)
 
 
-def _stream(plan: Plan, rows, placement: Placement, engine_factory, output_dir: str,
-            retry) -> tuple[int, dict]:
-    """Engines up, rows through the stages into part files, engines down; the rows written
-    and where the time went (engine start-up, streaming, each engine's busy time)."""
-    pools = engine_pools(plan, placement, engine_factory)
-    written, clock = 0, time.monotonic()
+def _stream(plan: Plan, rows, pools: list[EnginePool], output_dir: str, retry
+            ) -> tuple[int, dict]:
+    """Rows through the stages into part files while the engines start and run; the rows
+    written and where the time went (engine start-up, streaming, each engine's busy
+    time).  Rows start moving before the models are loaded (reading, decoding, stage
+    actors starting), unless the plan depends on what an engine can only say once up."""
+    for pool in pools:
+        pool.launch()
+    plan = check_capabilities(plan, {pool.spec.names: pool.capabilities() for pool in pools})
+    ds = through_stages(plan, rows).map_batches(
+        write_part, batch_size=plan.config.output.rows_per_file, batch_format="pyarrow",
+        num_cpus=LIGHT_TASK_CPUS,
+        fn_kwargs={"output": output_dir, "run_id": plan.run_id, "retry": retry,
+                   "row_group_rows": plan.config.output.row_group_rows})
+    written = 0
     try:
-        capabilities = {pool.spec.names: pool.start()[0]["capabilities"] for pool in pools}
-        startup = time.monotonic() - clock
-        plan = check_capabilities(plan, capabilities)
-        ds = through_stages(plan, rows).map_batches(
-            write_part, batch_size=plan.config.output.rows_per_file, batch_format="pyarrow",
-            num_cpus=LIGHT_TASK_CPUS,
-            fn_kwargs={"output": output_dir, "run_id": plan.run_id, "retry": retry,
-                       "row_group_rows": plan.config.output.row_group_rows})
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             written += sum(batch.column("rows").to_pylist())
-        timing = {"engine_startup_s": round(startup, 3),
-                  "streaming_s": round(time.monotonic() - clock - startup, 3),
-                  "engines": {engine_label(plan, pool.spec.names): pool.stats()
-                              for pool in pools}}
-    finally:
-        for pool in pools:
-            pool.shutdown()
-    return written, timing
+    except Exception:
+        for pool in pools:  # an engine that did not start is the cause to report
+            pool.check_started()
+        raise
+    stats = {engine_label(plan, pool.spec.names): pool.stats() for pool in pools}
+    return written, stream_timing(pools, stats, time.monotonic())
+
+
+def stream_timing(pools: list[EnginePool], stats: dict[str, list[dict]], now: float
+                  ) -> dict:
+    """Engine start-up (from launch until every engine had a replica up, from the
+    replicas' own up time) and streaming (from then until `now`)."""
+    launched = min(pool.launched_at for pool in pools)
+    ups = [max((s["up_s"] for s in replicas), default=0.0) for replicas in stats.values()]
+    startup = max(0.0, now - launched - min(ups, default=0.0))
+    return {"engine_startup_s": round(startup, 3),
+            "streaming_s": round(now - launched - startup, 3), "engines": stats}
 
 
 def engine_label(plan: Plan, names: tuple[str, ...]) -> str:

@@ -7,7 +7,7 @@ its workers; it answers chats with fixed, parseable text.  Run as a module, it p
 scenario in a fresh Ray and prints the findings as JSON (tests run it in a subprocess,
 because the test process already has its own Ray):
 
-    python -m tests.standin pool|elastic|run|reject [args]
+    python -m tests.standin pool|elastic|run|reject|broken [args]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from scalecap_ray.engine.config import EngineConfig
 from scalecap_ray.engine.types import ChatRequest, ChatResult, Sampling, TokenLogprob
@@ -26,6 +27,9 @@ TEXT = "A red cup stands on the table. Describe more details about the cup."
 
 
 class StandInEngine:
+    # Known without starting one: runs stream rows while the stand-ins come up.
+    CAPABILITIES: ClassVar[dict[str, bool]] = {"prompt_logprobs": True, "logprobs": True}
+
     def __init__(self, cfg: EngineConfig):
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -47,7 +51,7 @@ class StandInEngine:
         self.engine_args = where
 
     async def capabilities(self) -> dict[str, bool]:
-        return {"prompt_logprobs": True, "logprobs": True}
+        return dict(self.CAPABILITIES)
 
     async def chat(self, requests: Sequence[ChatRequest], sampling: Sampling
                    ) -> list[ChatResult]:
@@ -68,6 +72,41 @@ class StandInEngine:
 
     def shutdown(self) -> None:
         pass
+
+
+class WaitsForRowsEngine(StandInEngine):
+    """Comes up only once the run has started an image-loading actor: a run that waited
+    for its engines before moving any row would never get there."""
+
+    def __init__(self, cfg: EngineConfig):
+        import time
+
+        from ray.util.state import list_actors
+
+        # Generous: on two cores the stage actors take a while to start beside the engines.
+        # Any state counts: with few rows the loading actor is done, and DEAD, early.
+        deadline = time.monotonic() + 240
+        while not [a for a in list_actors() if "LoadStage" in a.class_name]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no row was loaded while the engine started")
+            time.sleep(1.0)
+        super().__init__(cfg)
+
+
+class BrokenEngine:
+    """Fails to load its model, as vLLM does on a bad model path."""
+
+    CAPABILITIES: ClassVar[dict[str, bool]] = {"prompt_logprobs": True, "logprobs": True}
+
+    def __init__(self, cfg: EngineConfig):
+        raise OSError(f"no model at {cfg.model}")
+
+
+class BrokenApiEngine:
+    """Fails to start, and what it scores with is only known once it is up."""
+
+    def __init__(self, cfg: EngineConfig):
+        raise OSError(f"no endpoint for {cfg.model}")
 
 
 def _init_gpu_ray(num_cpus: int = 8) -> None:
@@ -142,14 +181,29 @@ def elastic(overrides: list[str], output: str | None = None) -> dict:
             "notes": placement.notes, "actors": _engine_actors()}
 
 
-def run(overrides: list[str], output: str) -> dict:
+def run(overrides: list[str], output: str, engine: str = "StandInEngine") -> dict:
     """The whole ScaleCap job, engines as stand-ins, on the simulated 8-GPU node."""
     from scalecap_ray.runner import run_plan
 
     _init_gpu_ray()
     result = run_plan(_plan(overrides), str(REPO / "examples" / "images.jsonl"), output,
-                      engine_factory=StandInEngine)
-    return {"rows": result.rows_written, "actors": _engine_actors()}
+                      engine_factory=globals()[engine])
+    return {"rows": result.rows_written, "timing": result.manifest["timing"],
+            "actors": _engine_actors()}
+
+
+def broken(overrides: list[str], output: str, engine: str) -> dict:
+    """A run whose engines fail to start: the error the run raises, what is left."""
+    from scalecap_ray.runner import run_plan
+
+    _init_gpu_ray()
+    try:
+        run_plan(_plan(overrides), str(REPO / "examples" / "images.jsonl"), output,
+                 engine_factory=globals()[engine])
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}", "actors": _engine_actors(),
+                "parts": sorted(p.name for p in Path(output).glob("*.parquet"))}
+    return {"error": None}
 
 
 def reject(overrides: list[str], output: str) -> dict:
@@ -167,7 +221,8 @@ def reject(overrides: list[str], output: str) -> dict:
     return {"error": None}
 
 
-SCENARIOS = {"pool": pool, "elastic": elastic, "run": run, "reject": reject}
+SCENARIOS = {"pool": pool, "elastic": elastic, "run": run, "reject": reject,
+             "broken": broken}
 
 if __name__ == "__main__":
     name, overrides, *output = sys.argv[1:]

@@ -49,6 +49,18 @@ BACKENDS: dict[str, Callable[[EngineConfig, Any], Any]] = {
     "openai": _openai_engine,
 }
 
+# What a backend's engine scores with, where that is known before the engine is up: the
+# run then streams rows while the models load.  vLLM always gives prompt and output
+# log-probabilities; an API endpoint has to be asked.  A stand-in engine class (a
+# factory) says so with a `CAPABILITIES` attribute.
+KNOWN_CAPABILITIES: dict[str, dict[str, bool]] = {
+    "vllm": {"prompt_logprobs": True, "logprobs": True},
+}
+
+
+class EngineStartError(RuntimeError):
+    """An engine replica failed to load its model (bad path, no memory, ...)."""
+
 
 class BusyClock:
     """How long an engine had at least one call in flight (its busy time), since it came
@@ -96,7 +108,7 @@ class EngineActor:
 
     def _check_started(self) -> None:
         if self.start_error is not None:
-            raise RuntimeError(f"the engine did not start: {self.start_error}") \
+            raise EngineStartError(f"the engine did not start: {self.start_error}") \
                 from self.start_error
 
     async def chat(self, requests: Sequence[ChatRequest], sampling: Sampling) -> list[ChatResult]:
@@ -172,6 +184,7 @@ class EnginePool:
         self._groups: list = []
         self._ready_refs: list = []
         self._limiter = None
+        self.launched_at: float | None = None
 
     def _options(self, name: str) -> dict[str, Any]:
         import ray
@@ -199,13 +212,15 @@ class EnginePool:
             options["accelerator_type"] = p.accelerator_type
         return options
 
-    def start(self, timeout_s: float | None = None) -> list[dict]:
-        """Start every replica and wait until `min_replicas` have loaded their model; the
-        others join the run when Ray finds resources for them."""
+    def launch(self) -> None:
+        """Create every replica (once) without waiting for its model to load."""
         import ray
 
         from scalecap_ray.engine.ratelimit import RateLimiter
 
+        if self._actors:
+            return
+        self.launched_at = time.monotonic()
         cfg = self.cfg
         if cfg.backend == "openai" and (cfg.requests_per_second or cfg.tokens_per_minute):
             # One limiter for all replicas: the quota is the provider account's.
@@ -217,6 +232,12 @@ class EnginePool:
             self._actors.append(actor_cls.options(**self._options(name))
                                 .remote(cfg, self.factory, self._limiter))
         self._ready_refs = [a.info.remote() for a in self._actors]
+
+    def wait_ready(self, timeout_s: float | None = None) -> list[dict]:
+        """Wait until `min_replicas` have loaded their model (their infos); the others
+        join the run when Ray finds resources for them."""
+        import ray
+
         pending, infos = list(self._ready_refs), []
         while len(infos) < self.min_replicas:
             done, pending = ray.wait(pending, num_returns=1, timeout=timeout_s)
@@ -227,6 +248,28 @@ class EnginePool:
         logger.info("%s engine ready: %d of %d replica(s) of %s", self.spec.role, len(infos),
                     len(self._actors), self.cfg.model)
         return infos
+
+    def start(self, timeout_s: float | None = None) -> list[dict]:
+        """`launch`, then `wait_ready`."""
+        self.launch()
+        return self.wait_ready(timeout_s)
+
+    def capabilities(self) -> dict[str, bool]:
+        """What the engine scores with: known from its backend (or stand-in class) without
+        waiting, else asked of the first replica once it is up."""
+        known = (getattr(self.factory, "CAPABILITIES", None) if self.factory is not None
+                 else KNOWN_CAPABILITIES.get(self.cfg.backend))
+        return dict(known) if known is not None else self.wait_ready()[0]["capabilities"]
+
+    def check_started(self) -> None:
+        """Raise the start error of a replica that failed to load its model, if one has
+        (without waiting for the others)."""
+        import ray
+
+        done, _ = ray.wait(self._ready_refs, num_returns=len(self._ready_refs), timeout=0) \
+            if self._ready_refs else ([], [])
+        for ref in done:
+            ray.get(ref)
 
     @staticmethod
     def _started(actors: list, refs: list) -> list:

@@ -143,7 +143,9 @@ class VLLMEngine:
 
     async def capabilities(self) -> dict[str, bool]:
         """Scoring support: vLLM gives prompt and output log-probabilities."""
-        return {"prompt_logprobs": True, "logprobs": True}
+        from scalecap_ray.engine.pool import KNOWN_CAPABILITIES
+
+        return dict(KNOWN_CAPABILITIES["vllm"])
 
     # -- prompts ---------------------------------------------------------------------
 
