@@ -226,39 +226,27 @@ def run_plan(plan: Plan, input_path: str, output_dir: str, *, overwrite: bool = 
 
 def _stream(plan: Plan, rows, pools: list[EnginePool], output_dir: str, retry
             ) -> tuple[int, dict]:
-    """Rows through the stages into part files while the engines start and run; the rows
-    written and where the time went (engine start-up, streaming, each engine's busy
-    time).  Rows start moving before the models are loaded (reading, decoding, stage
-    actors starting), unless the plan depends on what an engine can only say once up."""
+    """Engines up (launched before the pass over the ids, in a fresh run), rows through
+    the stages into part files; the rows written and where the time went (engine
+    start-up from launch, streaming, each engine's busy time)."""
     for pool in pools:
         pool.launch()
-    plan = check_capabilities(plan, {pool.spec.names: pool.capabilities() for pool in pools})
+    capabilities = {pool.spec.names: pool.wait_ready()[0]["capabilities"] for pool in pools}
+    ready = time.monotonic()
+    plan = check_capabilities(plan, capabilities)
     ds = through_stages(plan, rows).map_batches(
         write_part, batch_size=plan.config.output.rows_per_file, batch_format="pyarrow",
         num_cpus=LIGHT_TASK_CPUS,
         fn_kwargs={"output": output_dir, "run_id": plan.run_id, "retry": retry,
                    "row_group_rows": plan.config.output.row_group_rows})
     written = 0
-    try:
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            written += sum(batch.column("rows").to_pylist())
-    except Exception:
-        for pool in pools:  # an engine that did not start is the cause to report
-            pool.check_started()
-        raise
-    stats = {engine_label(plan, pool.spec.names): pool.stats() for pool in pools}
-    return written, stream_timing(pools, stats, time.monotonic())
-
-
-def stream_timing(pools: list[EnginePool], stats: dict[str, list[dict]], now: float
-                  ) -> dict:
-    """Engine start-up (from launch until every engine had a replica up, from the
-    replicas' own up time) and streaming (from then until `now`)."""
+    for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        written += sum(batch.column("rows").to_pylist())
     launched = min(pool.launched_at for pool in pools)
-    ups = [max((s["up_s"] for s in replicas), default=0.0) for replicas in stats.values()]
-    startup = max(0.0, now - launched - min(ups, default=0.0))
-    return {"engine_startup_s": round(startup, 3),
-            "streaming_s": round(now - launched - startup, 3), "engines": stats}
+    return written, {"engine_startup_s": round(ready - launched, 3),
+                     "streaming_s": round(time.monotonic() - ready, 3),
+                     "engines": {engine_label(plan, pool.spec.names): pool.stats()
+                                 for pool in pools}}
 
 
 def engine_label(plan: Plan, names: tuple[str, ...]) -> str:

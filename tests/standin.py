@@ -17,7 +17,6 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
 
 from scalecap_ray.engine.config import EngineConfig
 from scalecap_ray.engine.types import ChatRequest, ChatResult, Sampling, TokenLogprob
@@ -27,9 +26,6 @@ TEXT = "A red cup stands on the table. Describe more details about the cup."
 
 
 class StandInEngine:
-    # Known without starting one: runs stream rows while the stand-ins come up.
-    CAPABILITIES: ClassVar[dict[str, bool]] = {"prompt_logprobs": True, "logprobs": True}
-
     def __init__(self, cfg: EngineConfig):
         import ray
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -51,7 +47,7 @@ class StandInEngine:
         self.engine_args = where
 
     async def capabilities(self) -> dict[str, bool]:
-        return dict(self.CAPABILITIES)
+        return {"prompt_logprobs": True, "logprobs": True}
 
     async def chat(self, requests: Sequence[ChatRequest], sampling: Sampling
                    ) -> list[ChatResult]:
@@ -74,39 +70,11 @@ class StandInEngine:
         pass
 
 
-class WaitsForRowsEngine(StandInEngine):
-    """Comes up only once the run has started an image-loading actor: a run that waited
-    for its engines before moving any row would never get there."""
-
-    def __init__(self, cfg: EngineConfig):
-        import time
-
-        from ray.util.state import list_actors
-
-        # Generous: on two cores the stage actors take a while to start beside the engines.
-        # Any state counts: with few rows the loading actor is done, and DEAD, early.
-        deadline = time.monotonic() + 240
-        while not [a for a in list_actors() if "LoadStage" in a.class_name]:
-            if time.monotonic() > deadline:
-                raise RuntimeError("no row was loaded while the engine started")
-            time.sleep(1.0)
-        super().__init__(cfg)
-
-
 class BrokenEngine:
     """Fails to load its model, as vLLM does on a bad model path."""
 
-    CAPABILITIES: ClassVar[dict[str, bool]] = {"prompt_logprobs": True, "logprobs": True}
-
     def __init__(self, cfg: EngineConfig):
         raise OSError(f"no model at {cfg.model}")
-
-
-class BrokenApiEngine:
-    """Fails to start, and what it scores with is only known once it is up."""
-
-    def __init__(self, cfg: EngineConfig):
-        raise OSError(f"no endpoint for {cfg.model}")
 
 
 def _init_gpu_ray(num_cpus: int = 8) -> None:
@@ -181,25 +149,24 @@ def elastic(overrides: list[str], output: str | None = None) -> dict:
             "notes": placement.notes, "actors": _engine_actors()}
 
 
-def run(overrides: list[str], output: str, engine: str = "StandInEngine") -> dict:
+def run(overrides: list[str], output: str) -> dict:
     """The whole ScaleCap job, engines as stand-ins, on the simulated 8-GPU node."""
     from scalecap_ray.runner import run_plan
 
     _init_gpu_ray()
     result = run_plan(_plan(overrides), str(REPO / "examples" / "images.jsonl"), output,
-                      engine_factory=globals()[engine])
-    return {"rows": result.rows_written, "timing": result.manifest["timing"],
-            "actors": _engine_actors()}
+                      engine_factory=StandInEngine)
+    return {"rows": result.rows_written, "actors": _engine_actors()}
 
 
-def broken(overrides: list[str], output: str, engine: str) -> dict:
+def broken(overrides: list[str], output: str) -> dict:
     """A run whose engines fail to start: the error the run raises, what is left."""
     from scalecap_ray.runner import run_plan
 
     _init_gpu_ray()
     try:
         run_plan(_plan(overrides), str(REPO / "examples" / "images.jsonl"), output,
-                 engine_factory=globals()[engine])
+                 engine_factory=BrokenEngine)
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "actors": _engine_actors(),
                 "parts": sorted(p.name for p in Path(output).glob("*.parquet"))}

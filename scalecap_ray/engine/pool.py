@@ -49,14 +49,6 @@ BACKENDS: dict[str, Callable[[EngineConfig, Any], Any]] = {
     "openai": _openai_engine,
 }
 
-# What a backend's engine scores with, where that is known before the engine is up: the
-# run then streams rows while the models load.  vLLM always gives prompt and output
-# log-probabilities; an API endpoint has to be asked.  A stand-in engine class (a
-# factory) says so with a `CAPABILITIES` attribute.
-KNOWN_CAPABILITIES: dict[str, dict[str, bool]] = {
-    "vllm": {"prompt_logprobs": True, "logprobs": True},
-}
-
 
 class EngineStartError(RuntimeError):
     """An engine replica failed to load its model (bad path, no memory, ...)."""
@@ -253,23 +245,6 @@ class EnginePool:
         """`launch`, then `wait_ready`."""
         self.launch()
         return self.wait_ready(timeout_s)
-
-    def capabilities(self) -> dict[str, bool]:
-        """What the engine scores with: known from its backend (or stand-in class) without
-        waiting, else asked of the first replica once it is up."""
-        known = (getattr(self.factory, "CAPABILITIES", None) if self.factory is not None
-                 else KNOWN_CAPABILITIES.get(self.cfg.backend))
-        return dict(known) if known is not None else self.wait_ready()[0]["capabilities"]
-
-    def check_started(self) -> None:
-        """Raise the start error of a replica that failed to load its model, if one has
-        (without waiting for the others)."""
-        import ray
-
-        done, _ = ray.wait(self._ready_refs, num_returns=len(self._ready_refs), timeout=0) \
-            if self._ready_refs else ([], [])
-        for ref in done:
-            ray.get(ref)
 
     @staticmethod
     def _started(actors: list, refs: list) -> list:

@@ -143,9 +143,7 @@ class VLLMEngine:
 
     async def capabilities(self) -> dict[str, bool]:
         """Scoring support: vLLM gives prompt and output log-probabilities."""
-        from scalecap_ray.engine.pool import KNOWN_CAPABILITIES
-
-        return dict(KNOWN_CAPABILITIES["vllm"])
+        return {"prompt_logprobs": True, "logprobs": True}
 
     # -- prompts ---------------------------------------------------------------------
 
