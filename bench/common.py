@@ -1,13 +1,18 @@
 """Helpers the benchmark scripts share: the model to run, a pipeline run as the user
-starts it (a `scalecap-ray run` process), and results written as JSON."""
+starts it (a `scalecap-ray run` process, with its CPU time by kind of process), and
+results written as JSON."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,20 +26,94 @@ def model_path(model: str | None) -> str:
     return str(ensure_smoke_model())
 
 
+# Kinds of process by title (first match wins), for CPU time by kind.
+PROCESS_KINDS = (
+    ("vLLM engine core and worker", r"^VLLM::"),
+    ("engine actor (vLLM front-end)", r"EngineActor"),
+    ("stage actors", r"MapWorker"),
+    ("Ray system", r"raylet|gcs_server|dashboard|DashboardAgent|RuntimeEnvAgent|log_monitor"
+                   r"|monitor\.py|forkserver"),
+    ("Ray Data helpers and tasks", r"^ray::"),
+)
+
+
+class CpuTime:
+    """CPU seconds (user + system) of a process and all its descendants, sampled twice a
+    second while it runs, summed by kind of process: on a machine with few cores, every
+    process beside the engine takes CPU from it."""
+
+    def __init__(self, pid: int, root_kind: str, interval_s: float = 0.5):
+        self.pid, self.root_kind, self.interval_s = pid, root_kind, interval_s
+        self.seen: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU s when last seen)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _kind(self, proc: psutil.Process) -> str:
+        if proc.pid == self.pid:
+            return self.root_kind
+        title = " ".join(proc.cmdline()) or proc.name()
+        return next((kind for kind, pattern in PROCESS_KINDS if re.search(pattern, title)),
+                    "other")
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+                self.seen[proc.pid] = (self._kind(proc), t.user + t.system)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> CpuTime:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def by_kind(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for kind, seconds in self.seen.values():
+            out[kind] = out.get(kind, 0.0) + seconds
+        return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def run_measured(args: list[str], root_kind: str) -> tuple[subprocess.CompletedProcess, float,
+                                                            dict[str, float]]:
+    """`args` in a fresh process from the repository root: the finished process, its wall
+    time and its CPU seconds by kind of process (`CpuTime`)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    with CpuTime(proc.pid, root_kind) as cpu:
+        stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - start
+    return (subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), wall,
+            cpu.by_kind())
+
+
 def run_pipeline(listing: Path, out: Path, model: str, settings: list[str] = ()) -> dict:
     """One `scalecap-ray run` in a fresh process; its manifest plus the process's wall time
-    (what the user waits for: imports, Ray, engines, the rows, the manifest)."""
+    (what the user waits for: imports, Ray, engines, the rows, the manifest) and CPU
+    seconds by kind of process."""
     args = [sys.executable, "-m", "scalecap_ray", "run", "--quiet", "--input", str(listing),
             "--output", str(out), "--set", f"vlm.model={model}", "--set", f"llm.model={model}"]
     for s in settings:
         args += ["--set", s]
-    start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
-    wall = time.perf_counter() - start
+    proc, wall, cpu = run_measured(args, "driver")
     if proc.returncode != 0:
         raise SystemExit(f"the run failed ({' '.join(args)}):\n{proc.stderr[-3000:]}")
     manifest = json.loads((out / "_manifest.json").read_text())
-    return {"wall_s": round(wall, 2), "manifest": manifest}
+    return {"wall_s": round(wall, 2), "cpu_s": cpu, "manifest": manifest}
 
 
 def save(results: dict, path: Path) -> None:

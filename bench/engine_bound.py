@@ -5,7 +5,8 @@ image's requests of a stage sent in one call (the largest batches the engine can
 stage after stage.  The pipeline is `scalecap-ray run` on the same images and model.
 Both are timed from process start to exit; the pipeline's manifest says where its time
 went (engine start-up, streaming, engine busy time), and the difference is split into
-fixed costs, engine start-up, engine work and engine idle time.
+fixed costs, engine start-up, engine work and engine idle time.  The CPU seconds of each
+side's processes, by kind, show what runs beside the engine.
 
     .venv/bin/python bench/engine_bound.py [--images 200] [--model PATH] [--out DIR]
         [--set key=value ...]   (pipeline settings, e.g. stages.answer.concurrency=2)
@@ -15,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REPO, model_path, run_pipeline, save
+from common import model_path, run_measured, run_pipeline, save
 from images import write_images
 
 
@@ -58,14 +58,12 @@ def bound(listing: Path, model: str) -> dict:
 
 def timed_bound(listing: Path, model: str) -> dict:
     """`bound` in a fresh process, timed from its start like the pipeline."""
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--bound-only", str(listing),
-                           "--model", model], capture_output=True, text=True, cwd=REPO)
-    wall = time.perf_counter() - start
+    proc, wall, cpu = run_measured([sys.executable, __file__, "--bound-only", str(listing),
+                                    "--model", model], "bound process (stages, vLLM front-end)")
     if proc.returncode != 0:
         raise SystemExit(f"the bound failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 2), **result}
+    return {"wall_s": round(wall, 2), "cpu_s": cpu, **result}
 
 
 def compare(b: dict, p: dict) -> dict:
@@ -87,6 +85,7 @@ def compare(b: dict, p: dict) -> dict:
             "engine busy": [b["engine_s"], engine["busy_s"]],
             "engine idle while streaming": [0.0, round(t["streaming_s"] - engine["busy_s"], 1)],
         },
+        "cpu_s": {"bound": b["cpu_s"], "pipeline": p["cpu_s"]},
     }
 
 
@@ -96,6 +95,13 @@ def table(r: dict) -> str:
              "", "| seconds | bound | pipeline | difference |", "|---|---|---|---|"]
     for name, (b, p) in r["split_s"].items():
         lines.append(f"| {name} | {b:.1f} | {p:.1f} | {p - b:+.1f} |")
+    cpu = r["cpu_s"]
+    lines += ["", f"CPU seconds by kind of process ({sum(cpu['bound'].values()):.0f} bound, "
+              f"{sum(cpu['pipeline'].values()):.0f} pipeline):", "",
+              "| process | bound | pipeline |", "|---|---|---|"]
+    for kind in dict.fromkeys([*cpu["bound"], *cpu["pipeline"]]):
+        lines.append(f"| {kind} | {cpu['bound'].get(kind, 0.0):.1f} | "
+                     f"{cpu['pipeline'].get(kind, 0.0):.1f} |")
     return "\n".join(lines)
 
 
