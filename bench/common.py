@@ -37,16 +37,38 @@ PROCESS_KINDS = (
 )
 
 
-class CpuTime:
+class Sampler:
+    """Calls `_sample` every `interval_s` on a thread of its own inside a `with` block."""
+
+    def __init__(self, interval_s: float = 0.5):
+        self.interval_s, self._stop = interval_s, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class CpuTime(Sampler):
     """CPU seconds (user + system) of a process and all its descendants, sampled twice a
     second while it runs, summed by kind of process: on a machine with few cores, every
     process beside the engine takes CPU from it."""
 
     def __init__(self, pid: int, root_kind: str, interval_s: float = 0.5):
-        self.pid, self.root_kind, self.interval_s = pid, root_kind, interval_s
+        super().__init__(interval_s)
+        self.pid, self.root_kind = pid, root_kind
         self.seen: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU s when last seen)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _kind(self, proc: psutil.Process) -> str:
         if proc.pid == self.pid:
@@ -67,18 +89,6 @@ class CpuTime:
                 self.seen[proc.pid] = (self._kind(proc), t.user + t.system)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._sample()
-
-    def __enter__(self) -> CpuTime:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def by_kind(self) -> dict[str, float]:
         out: dict[str, float] = {}

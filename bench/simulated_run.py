@@ -15,7 +15,6 @@ import argparse
 import json
 import re
 import sys
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -23,20 +22,20 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import model_path
+from common import Sampler, model_path
 from simengine import CostModel
 
 SIMULATED_GPUS = 8
 
 
-class PeakMemory:
+class PeakMemory(Sampler):
     """Samples the resident memory of this process and of every other process of the
     user's Ray session (workers, actors) twice a second; keeps each one's peak by its
     process title (`ray::MapWorker(MapBatches(AnswerStage))`, `ray::EngineActor`, ...)."""
 
     def __init__(self, interval_s: float = 0.5):
-        self.interval_s, self.peaks, self._stop = interval_s, {}, threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        super().__init__(interval_s)
+        self.peaks: dict[str, int] = {}
 
     def _sample(self) -> None:
         me = psutil.Process()
@@ -50,18 +49,6 @@ class PeakMemory:
                 continue
             key = f"{name} [{proc.pid}]"
             self.peaks[key] = max(self.peaks.get(key, 0), rss)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._sample()
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def by_role(self) -> dict[str, float]:
         """Peak MiB per kind of process (the largest of each kind)."""

@@ -159,33 +159,32 @@ def run(overrides: list[str], output: str) -> dict:
     return {"rows": result.rows_written, "actors": _engine_actors()}
 
 
-def broken(overrides: list[str], output: str) -> dict:
-    """A run whose engines fail to start: the error the run raises, what is left."""
+def _failing_run(overrides: list[str], output: str, factory, expected: type[Exception]
+                 ) -> dict:
+    """A run expected to raise `expected`: its error, the engine actors and the files in
+    the output folder afterwards."""
     from scalecap_ray.runner import run_plan
 
     _init_gpu_ray()
     try:
         run_plan(_plan(overrides), str(REPO / "examples" / "images.jsonl"), output,
-                 engine_factory=BrokenEngine)
-    except Exception as exc:
+                 engine_factory=factory)
+    except expected as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "actors": _engine_actors(),
-                "parts": sorted(p.name for p in Path(output).glob("*.parquet"))}
+                "output_files": sorted(p.name for p in Path(output).glob("*"))}
     return {"error": None}
+
+
+def broken(overrides: list[str], output: str) -> dict:
+    """A run whose engines fail to start."""
+    return _failing_run(overrides, output, BrokenEngine, Exception)
 
 
 def reject(overrides: list[str], output: str) -> dict:
     """A plan the node cannot hold: refused before any engine starts."""
     from scalecap_ray.resources.placement import PlacementError
-    from scalecap_ray.runner import run_plan
 
-    _init_gpu_ray()
-    try:
-        run_plan(_plan(overrides), str(REPO / "examples" / "images.jsonl"), output,
-                 engine_factory=StandInEngine)
-    except PlacementError as exc:
-        return {"error": str(exc), "actors": _engine_actors(),
-                "output_files": sorted(p.name for p in Path(output).glob("*"))}
-    return {"error": None}
+    return _failing_run(overrides, output, StandInEngine, PlacementError)
 
 
 SCENARIOS = {"pool": pool, "elastic": elastic, "run": run, "reject": reject,

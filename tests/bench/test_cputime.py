@@ -22,6 +22,7 @@ ROOT = ("import subprocess, sys, time\n"
         "'ray::MapWorker(x)'])\n"
         "sys.exit(child.wait())\n")
 
+
 def test_cpu_seconds_of_the_root_and_its_children_are_summed_by_kind():
     proc, wall, cpu = run_measured([sys.executable, "-c", ROOT], "driver")
     assert proc.returncode == 0, proc.stderr

@@ -70,12 +70,14 @@ def test_a_plan_the_node_cannot_hold_is_refused_before_any_engine(tmp_path):
     assert "only 4 of the minimum 5 replica(s) fit" in found["error"]
     assert "engines:" in found["error"]  # the whole plan is shown with the reason
     assert found["actors"] == []
+    assert found["output_files"] == []  # the output folder is not touched either
 
 
 def test_an_engine_that_cannot_start_fails_the_run_with_its_own_error(tmp_path):
     found = scenario("broken", [*SMALL_STAGES, "input.limit=3"], str(tmp_path / "out"))
     assert "EngineStartError" in found["error"]
     assert "the engine did not start: no model at" in found["error"]
-    assert found["parts"] == []  # no row was sent anywhere
+    # No row was sent anywhere: no part file.
+    assert not [f for f in found["output_files"] if f.endswith(".parquet")]
     # Every replica is stopped, including those started while the ids were checked.
     assert found["actors"] and {a["state"] for a in found["actors"]} == {"DEAD"}
