@@ -29,7 +29,7 @@ def model_path(model: str | None) -> str:
 # Kinds of process by title (first match wins), for CPU time by kind.
 PROCESS_KINDS = (
     ("vLLM engine core and worker", r"^VLLM::"),
-    ("engine actor (vLLM front-end)", r"EngineActor"),
+    ("engine actor (engine front-end)", r"EngineActor"),
     ("stage actors", r"MapWorker"),
     ("Ray system", r"raylet|gcs_server|dashboard|DashboardAgent|RuntimeEnvAgent|log_monitor"
                    r"|monitor\.py|forkserver"),

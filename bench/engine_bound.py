@@ -8,13 +8,23 @@ went (engine start-up, streaming, engine busy time), and the difference is split
 fixed costs, engine start-up, engine work and engine idle time.  The CPU seconds of each
 side's processes, by kind, show what runs beside the engine.
 
+With `--simulated COST_JSON`, both sides run on the simulated engine (bench/simengine.py,
+`--factor` times slower than calibrated) instead: an engine that computes without taking
+the host's CPU, as a GPU does.  That separates what the pipeline itself costs (batching,
+streaming, idle engine between batches) from the CPU the real CPU engine loses to Ray's
+processes on a small machine.  The pipeline is then the same job as `scalecap-ray run`
+with the simulated engine (bench/simulated_run.py); both sides are still timed from
+process start to exit.
+
     .venv/bin/python bench/engine_bound.py [--images 200] [--model PATH] [--out DIR]
         [--set key=value ...]   (pipeline settings, e.g. stages.answer.concurrency=2)
+        [--simulated COST_JSON [--factor 10]]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
@@ -24,12 +34,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import model_path, run_measured, run_pipeline, save
 from images import write_images
+from simengine import CostModel, SimulatedEngine
 
 
-def bound(listing: Path, model: str) -> dict:
-    """The stages over all rows at once on an in-process engine (no Ray); seconds each."""
+def _plan_and_rows(listing: Path, model: str):
     from scalecap_ray.config import load_config
-    from scalecap_ray.engine.vllm_engine import LocalEngine
     from scalecap_ray.io.records import record_row, to_table
     from scalecap_ray.pipeline import plan_scalecap_job
 
@@ -37,33 +46,80 @@ def bound(listing: Path, model: str) -> dict:
     lines = listing.read_text().splitlines()
     table = to_table([record_row(json.loads(line), str(listing), i + 1, 0, "image", "id")
                       for i, line in enumerate(lines)])
-    clock = time.perf_counter()
+    return plan, table
+
+
+def _stages(plan, table, engine) -> dict:
+    """Every stage over all rows at once (one engine call per stage); seconds each."""
     stages: dict[str, float] = {}
-    with LocalEngine(plan.engines["vlm"][1].engine_config()) as engine:
-        startup = time.perf_counter() - clock
-        for stage in plan.stages:
-            kwargs = dict(stage.kwargs)
-            if stage.role is not None:
-                kwargs["engine"] = engine
-            t = time.perf_counter()
-            table = stage.cls(**kwargs)(table)
-            stages[stage.name] = round(time.perf_counter() - t, 3)
+    for stage in plan.stages:
+        kwargs = dict(stage.kwargs)
+        if stage.role is not None:
+            kwargs["engine"] = engine
+        t = time.perf_counter()
+        table = stage.cls(**kwargs)(table)
+        stages[stage.name] = round(time.perf_counter() - t, 3)
     requests = sum(e["requests"] for u in table.column("stage_usage").to_pylist()
                    for e in u or [])
-    return {"engine_startup_s": round(startup, 3), "stages_s": stages,
+    return {"stages_s": stages,
             "engine_s": round(sum(v for k, v in stages.items() if k != "load"), 3),
-            "requests": requests,
-            "ok": table.column("error").null_count}
+            "requests": requests, "ok": table.column("error").null_count}
 
 
-def timed_bound(listing: Path, model: str) -> dict:
-    """`bound` in a fresh process, timed from its start like the pipeline."""
+def bound(listing: Path, model: str) -> dict:
+    """The stages on an in-process vLLM engine (no Ray)."""
+    from scalecap_ray.engine.vllm_engine import LocalEngine
+
+    plan, table = _plan_and_rows(listing, model)
+    clock = time.perf_counter()
+    with LocalEngine(plan.engines["vlm"][1].engine_config()) as engine:
+        startup = time.perf_counter() - clock
+        return {"engine_startup_s": round(startup, 3), **_stages(plan, table, engine)}
+
+
+class _SyncSimulated:
+    """The simulated engine behind the synchronous `chat` the stages call, on an event loop
+    of this thread (its engine loop lives on that loop between calls)."""
+
+    def __init__(self, engine: SimulatedEngine):
+        self.engine, self.loop = engine, asyncio.new_event_loop()
+
+    def chat(self, requests, sampling):
+        return self.loop.run_until_complete(self.engine.chat(requests, sampling))
+
+
+def simulated_bound(listing: Path, model: str, cost: CostModel) -> dict:
+    """The stages on an in-process simulated engine (no Ray), which starts at once."""
+    plan, table = _plan_and_rows(listing, model)
+    engine = SimulatedEngine(plan.engines["vlm"][1].engine_config(), cost)
+    return {"engine_startup_s": 0.0, **_stages(plan, table, _SyncSimulated(engine))}
+
+
+def timed_bound(listing: Path, model: str, simulated: list[str]) -> dict:
+    """`bound` (or `simulated_bound`) in a fresh process, timed from its start like the
+    pipeline."""
     proc, wall, cpu = run_measured([sys.executable, __file__, "--bound-only", str(listing),
-                                    "--model", model], "bound process (stages, vLLM front-end)")
+                                    "--model", model, *simulated],
+                                   "bound process (stages, engine front-end)")
     if proc.returncode != 0:
         raise SystemExit(f"the bound failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"wall_s": round(wall, 2), "cpu_s": cpu, **result}
+
+
+def simulated_pipeline(listing: Path, out: Path, cost: str, factor: float,
+                       settings: list[str]) -> dict:
+    """The whole job on the simulated engine in a fresh process (bench/simulated_run.py:
+    imports, Ray's start, `run_plan`), shaped like `run_pipeline`'s result."""
+    args = [sys.executable, str(Path(__file__).with_name("simulated_run.py")), str(listing),
+            str(out), cost, str(factor), "--no-memory",
+            *[a for s in settings for a in ("--set", s)]]
+    proc, wall, cpu = run_measured(args, "driver")
+    if proc.returncode != 0:
+        raise SystemExit(f"the simulated run failed:\n{proc.stderr[-3000:]}")
+    run = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall_s": round(wall, 2), "cpu_s": cpu,
+            "manifest": {"rows": run["rows"], "timing": run["timing"]}}
 
 
 def compare(b: dict, p: dict) -> dict:
@@ -112,22 +168,38 @@ def main() -> None:
     parser.add_argument("--out", help="Folder for images, outputs and results.")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         help="A pipeline setting (repeatable); the bound is unchanged.")
+    parser.add_argument("--simulated", metavar="COST_JSON",
+                        help="Both sides on the simulated engine with this cost model "
+                             "(bench/calibrate.py's output) instead of vLLM.")
+    parser.add_argument("--factor", type=float, default=10.0,
+                        help="With --simulated: how many times slower than calibrated.")
     parser.add_argument("--bound-only", metavar="LISTING", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bound_only:
-        print(json.dumps(bound(Path(args.bound_only), args.model)))
+        listing = Path(args.bound_only)
+        if args.simulated:
+            cost = CostModel(**json.loads(Path(args.simulated).read_text())["cost"])
+            print(json.dumps(simulated_bound(listing, args.model, cost.scaled(args.factor))))
+        else:
+            print(json.dumps(bound(listing, args.model)))
         return
     model = model_path(args.model)
     root = Path(args.out or tempfile.mkdtemp(prefix="scalecap-bench-"))
     listing = write_images(args.images, root / "images")
-    b = timed_bound(listing, model)
+    cost = str(Path(args.simulated).resolve()) if args.simulated else None
+    b = timed_bound(listing, model, ["--simulated", cost, "--factor", str(args.factor)]
+                    if cost else [])
     print(f"bound: {b}", file=sys.stderr)
-    p = run_pipeline(listing, root / "pipeline", model, args.settings)
+    p = (simulated_pipeline(listing, root / "pipeline", cost, args.factor, args.settings)
+         if cost else run_pipeline(listing, root / "pipeline", model, args.settings))
     result = compare(b, p)
     result["bound"], result["pipeline_timing"] = b, p["manifest"]["timing"]
     result["settings"] = args.settings
-    save(result, root / "engine_bound.json")
+    if cost:
+        result["simulated"] = {"cost": cost, "factor": args.factor}
+    save(result, root / ("engine_bound_simulated.json" if cost else "engine_bound.json"))
     print(table(result))
+
 
 
 if __name__ == "__main__":

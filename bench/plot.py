@@ -1,6 +1,7 @@
 """The benchmark plot (docs/benchmarks.png): scaling over simulated GPUs, the split of
 8 simulated GPUs between a VLM and an LLM engine, the answer stage's cached share by
-layout, and the pipeline's time split against the bound.
+layout, and the pipeline's time split against the bound (on the CPU engine and, where
+measured, on the simulated one).
 
     .venv/bin/python bench/plot.py RESULTS_DIR [--png docs/benchmarks.png]
 """
@@ -20,6 +21,8 @@ def plot(results: Path, png: Path) -> None:
     scaling = json.loads((results / "scaling" / "scaling.json").read_text())["scaling"]
     cache = json.loads((results / "prefix_cache.json").read_text())["results"]
     bound = json.loads((results / "bound" / "engine_bound.json").read_text())
+    sim_file = results / "bound-simulated" / "engine_bound_simulated.json"
+    sim = json.loads(sim_file.read_text()) if sim_file.exists() else None
     split = json.loads((results / "split" / "split.json").read_text())
     fig = Figure(figsize=(17, 4), layout="constrained")
     a, d, b, c = fig.subplots(1, 4)
@@ -59,13 +62,16 @@ def plot(results: Path, png: Path) -> None:
     b.minorticks_off()
     b.legend(loc="center right")
 
-    parts = list(bound["split_s"].items())
-    left = [0.0, 0.0]
-    for name, (bv, pv) in parts:
-        c.barh(["bound", "pipeline"], [bv, pv], left=left, label=name.split(" (")[0])
-        left = [left[0] + bv, left[1] + pv]
-    c.set(title=f"{bound['images']} images, one CPU engine:\npipeline / bound "
-                f"{bound['ratio']:.2f}",
+    runs = [("CPU vLLM", bound)] + ([("simulated", sim)] if sim else [])
+    bars = [f"{who}, {engine}" for engine, _ in runs for who in ("bound", "pipeline")]
+    left = [0.0] * len(bars)
+    for name in bound["split_s"]:
+        widths = [r["split_s"][name][side] for _, r in runs for side in (0, 1)]
+        c.barh(bars, widths, left=left, label=name.split(" (")[0])
+        left = [x + w for x, w in zip(left, widths, strict=True)]
+    c.invert_yaxis()
+    c.set(title="pipeline / bound\n" + ", ".join(
+              f"{engine} ({r['images']} images) {r['ratio']:.2f}" for engine, r in runs),
           xlabel="seconds")
     c.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.savefig(png, dpi=90)

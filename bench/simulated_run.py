@@ -3,7 +3,7 @@ a fresh Ray: what the scaling and memory benchmarks repeat.  Run as a script it 
 the run's timing (and the peak memory of its processes) as one JSON line:
 
     python bench/simulated_run.py LISTING OUT COST_JSON FACTOR [--llm-factor F]
-        [--set key=value ...]
+        [--set key=value ...] [--no-memory]
 
 With `--llm-factor` the LLM is an engine of its own (seed 1), F times slower than
 calibrated, while the VLM is FACTOR times slower.
@@ -16,6 +16,7 @@ import json
 import re
 import sys
 import time
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 
@@ -63,7 +64,7 @@ class PeakMemory(Sampler):
 
 
 def run(listing: str, out: str, cost: CostModel, overrides: list[str],
-        llm_cost: CostModel | None = None) -> dict:
+        llm_cost: CostModel | None = None, memory: bool = True) -> dict:
     import ray
     from simengine import SimulatedEngine, engine_by_seed
 
@@ -83,7 +84,9 @@ def run(listing: str, out: str, cost: CostModel, overrides: list[str],
     ray.init(num_cpus=16, num_gpus=SIMULATED_GPUS, include_dashboard=False,
              log_to_driver=False)
     try:
-        with PeakMemory() as memory:
+        # The sampler walks every process twice a second: CPU a timing comparison on a
+        # small machine should not pay for when it does not report memory.
+        with PeakMemory() if memory else nullcontext() as sampler:
             start = time.perf_counter()
             result = run_plan(plan_scalecap_job(cfg), listing, out, progress=False,
                               engine_factory=factory)
@@ -94,7 +97,7 @@ def run(listing: str, out: str, cost: CostModel, overrides: list[str],
     timing = m["timing"]
     return {"rows": m["rows"], "wall_s": round(wall, 2), "timing": timing,
             "images_per_s": round(m["rows"]["written"] / timing["streaming_s"], 3),
-            "peak_mib": memory.by_role()}
+            "peak_mib": sampler.by_role() if memory else {}}
 
 
 def main() -> None:
@@ -106,11 +109,13 @@ def main() -> None:
     parser.add_argument("--llm-factor", type=float,
                         help="A separate LLM engine this many times slower than calibrated.")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="Do not sample the processes' memory.")
     args = parser.parse_args()
     calibrated = CostModel(**json.loads(Path(args.cost).read_text())["cost"])
     llm = calibrated.scaled(args.llm_factor) if args.llm_factor else None
     print(json.dumps(run(args.listing, args.out, calibrated.scaled(args.factor),
-                         args.overrides, llm)))
+                         args.overrides, llm, args.memory)))
 
 
 if __name__ == "__main__":

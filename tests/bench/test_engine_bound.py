@@ -1,0 +1,49 @@
+"""Benchmark 1 on the simulated engine: the bound and the pipeline send the same requests,
+the comparison adds up, and a side that fails stops the benchmark with its error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def engine_bound(tmp_path: Path, model: Path, cost: Path, images: int = 6):
+    return subprocess.run(
+        [sys.executable, str(BENCH / "engine_bound.py"), "--images", str(images),
+         "--model", str(model), "--simulated", str(cost), "--factor", "1",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600)
+
+
+def test_both_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smoke_model_dir):
+    cost = tmp_path / "cost.json"
+    cost.write_text(json.dumps({"cost": {"step_s": 0.001, "prefill_s": 1e-6,
+                                         "decode_s": 1e-5}}))
+    proc = engine_bound(tmp_path, smoke_model_dir, cost)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads((tmp_path / "out" / "engine_bound_simulated.json").read_text())
+    assert r["images"] == 6 and r["bound"]["ok"] == 6
+    # Caption, verify, questions, answers and integration: several requests per image,
+    # the same on both sides.
+    assert r["requests"]["bound"] == r["requests"]["pipeline"] > 6 * 4
+    assert r["ratio"] == pytest.approx(r["pipeline_s"] / r["bound_s"], abs=1e-3)
+    # The split accounts for each side's whole wall time.
+    for side, wall in ((0, r["bound_s"]), (1, r["pipeline_s"])):
+        assert sum(v[side] for v in r["split_s"].values()) == pytest.approx(wall, abs=0.3)
+    assert r["split_s"]["engine start-up"][0] == 0.0  # a simulated engine starts at once
+    assert "stage actors" in r["cpu_s"]["pipeline"]
+    assert r["simulated"]["factor"] == 1.0
+    assert "| engine busy |" in proc.stdout
+
+
+def test_a_bound_that_fails_stops_the_benchmark_with_its_error(tmp_path, smoke_model_dir):
+    proc = engine_bound(tmp_path, smoke_model_dir, tmp_path / "missing-cost.json", images=2)
+    assert proc.returncode != 0
+    assert "the bound failed" in proc.stderr and "missing-cost.json" in proc.stderr
+    assert not (tmp_path / "out" / "engine_bound_simulated.json").exists()
