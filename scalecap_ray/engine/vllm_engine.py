@@ -145,6 +145,11 @@ class VLLMEngine:
         """Scoring support: vLLM gives prompt and output log-probabilities."""
         return {"prompt_logprobs": True, "logprobs": True}
 
+    async def reset_prefix_cache(self) -> bool:
+        """Forget every cached prompt prefix; False when vLLM refuses (requests running).
+        Lets one engine measure cache reuse run after run, each from a cold cache."""
+        return await self._llm.reset_prefix_cache()
+
     # -- prompts ---------------------------------------------------------------------
 
     def render(self, req: ChatRequest) -> str:
@@ -300,6 +305,11 @@ class LocalEngine:
 
     def chat(self, requests: Sequence[ChatRequest], sampling: Sampling) -> list[ChatResult]:
         return self._run(self.engine.chat(requests, sampling))
+
+    def reset_prefix_cache(self) -> None:
+        """`VLLMEngine.reset_prefix_cache`, raising when vLLM refuses."""
+        if not self._run(self.engine.reset_prefix_cache()):
+            raise RuntimeError("vLLM refused to reset its prefix cache: requests are running")
 
     def shutdown(self) -> None:
         try:

@@ -10,7 +10,10 @@ import json
 import platform
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from typing import Any
+
+import pyarrow as pa
 
 from scalecap_ray.io.output import OutputFolder
 
@@ -44,15 +47,22 @@ def error_kind(message: str) -> str:
     return re.sub(r"\d+", "N", reason)[:80]
 
 
+SUMMARY_COLUMNS = ["error", "error_stage", "stage_usage"]
+
+
 def summarize(folder: OutputFolder) -> dict[str, Any]:
     """Counts over every row of the output: ok/errors (by stage and kind) and usage per
     stage (requests, prompt/cached/output tokens, cache hit rate, engine-call seconds)."""
+    return summarize_batches(folder.dataset().to_batches(columns=SUMMARY_COLUMNS)
+                             if folder.parts() else [])
+
+
+def summarize_batches(batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
+    """`summarize` over record batches holding at least `SUMMARY_COLUMNS`."""
     rows = ok = 0
     errors: dict[str, Counter] = defaultdict(Counter)
     stages: dict[str, Counter] = defaultdict(Counter)
     seconds: dict[str, float] = defaultdict(float)
-    columns = ["error", "error_stage", "stage_usage"]
-    batches = folder.dataset().to_batches(columns=columns) if folder.parts() else []
     for batch in batches:
         for row in batch.to_pylist():
             rows += 1

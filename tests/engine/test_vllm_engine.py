@@ -28,6 +28,17 @@ def test_captions_images_with_token_accounting(local_engine):
     assert follow.cached_tokens >= 32
 
 
+def test_a_reset_prefix_cache_serves_the_same_prompt_cold(local_engine):
+    request = ChatRequest(prompts.CAPTION_PROMPT, image=drawn_image(7), image_key="img-7")
+    local_engine.reset_prefix_cache()  # earlier tests' prompts share the system prompt
+    (cold,) = local_engine.chat([request], Sampling(max_tokens=1))
+    (warm,) = local_engine.chat([request], Sampling(max_tokens=1))
+    assert cold.cached_tokens == 0 and warm.cached_tokens >= 32
+    local_engine.reset_prefix_cache()
+    (again,) = local_engine.chat([request], Sampling(max_tokens=1))
+    assert again.cached_tokens == 0 and again.prompt_tokens == cold.prompt_tokens
+
+
 def test_assistant_logprobs_align_with_tokens(local_engine):
     """The scored tokens tile the assistant message exactly, one per token, and their
     log-probabilities are the ones of those tokens: in the smoke grammar '.' after a place
