@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -124,6 +125,39 @@ def run_pipeline(listing: Path, out: Path, model: str, settings: list[str] = ())
         raise SystemExit(f"the run failed ({' '.join(args)}):\n{proc.stderr[-3000:]}")
     manifest = json.loads((out / "_manifest.json").read_text())
     return {"wall_s": round(wall, 2), "cpu_s": cpu, "manifest": manifest}
+
+
+def plan_and_rows(listing: Path, model: str, settings: Sequence[str] = ()):
+    """The job's plan for `model` in both roles (plus `settings`), and the listing's rows
+    as the pipeline reads them."""
+    from scalecap_ray.config import load_config
+    from scalecap_ray.io.records import record_row, to_table
+    from scalecap_ray.pipeline import plan_scalecap_job
+
+    cfg = load_config(None, [f"vlm.model={model}", f"llm.model={model}", *settings])
+    lines = listing.read_text().splitlines()
+    table = to_table([record_row(json.loads(line), str(listing), i + 1, 0,
+                                 cfg.input.image_key, cfg.input.id_key)
+                      for i, line in enumerate(lines)])
+    return plan_scalecap_job(cfg), table
+
+
+def run_stages(plan, table, engine) -> tuple[dict, object]:
+    """Every stage of `plan` over all rows at once, in this process, on one engine with a
+    synchronous `chat` (no Ray): seconds per stage, requests, rows ok; and the rows."""
+    stages: dict[str, float] = {}
+    for stage in plan.stages:
+        kwargs = dict(stage.kwargs)
+        if stage.role is not None:
+            kwargs["engine"] = engine
+        t = time.perf_counter()
+        table = stage.cls(**kwargs)(table)
+        stages[stage.name] = round(time.perf_counter() - t, 3)
+    requests = sum(e["requests"] for u in table.column("stage_usage").to_pylist()
+                   for e in u or [])
+    return {"stages_s": stages,
+            "engine_s": round(sum(v for k, v in stages.items() if k != "load"), 3),
+            "requests": requests, "ok": table.column("error").null_count}, table
 
 
 def save(results: dict, path: Path) -> None:

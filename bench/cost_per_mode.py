@@ -2,10 +2,11 @@
 requests, prompt tokens (and the share served from the prefix cache) and output tokens
 per image, per stage, for each verify / filter / integrate mode.
 
-Each mode is one `scalecap-ray run` on the same images; the numbers come from the run's
-`_manifest.json`.  Token counts do not depend on how busy the machine is, so this
-benchmark can run anywhere; with `--smoke` they describe the smoke model's prompts and
-answers, whose lengths differ from a real model's.
+Every mode runs the job's stages over the same images in this process, on one vLLM engine
+whose prefix cache is emptied before each mode (as a fresh run's would be), and is
+summed up as a run's `_manifest.json` is.  Counts do not depend on Ray or on how busy the
+machine is, so one engine start serves every mode.  With the smoke model (the default)
+they describe its prompts and answers, whose lengths differ from a real model's.
 
     .venv/bin/python bench/cost_per_mode.py [--input examples/images.jsonl] [--out DIR]
 """
@@ -19,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REPO, model_path, run_pipeline
+from common import REPO, model_path, plan_and_rows, run_stages
 
 MODES = {
     "contrastive, paper": [],
@@ -31,14 +32,31 @@ MODES = {
 }
 
 
-def per_image(manifest: dict) -> dict:
-    ok = max(manifest["rows"]["ok"], 1)
-    stages = manifest["stages"]
+def per_image(summary: dict) -> dict:
+    """Per-image costs from `summarize_batches`' counts."""
+    ok = max(summary["ok"], 1)
+    stages = summary["stages"]
     total = {k: sum(s[k] for s in stages.values())
              for k in ("requests", "prompt_tokens", "cached_tokens", "output_tokens")}
-    return {"images": manifest["rows"]["ok"],
+    return {"images": summary["ok"],
             **{k: round(v / ok, 1) for k, v in total.items()},
             "cache_hit_rate": {n: s["cache_hit_rate"] for n, s in stages.items()}}
+
+
+def measure(listing: Path, model: str, engine, modes: dict[str, list[str]] = MODES
+            ) -> dict[str, dict]:
+    """`per_image` for each mode, on `engine` (a `LocalEngine` of `model`), from a cold
+    prefix cache each time."""
+    from scalecap_ray.io.manifest import summarize_batches
+
+    results = {}
+    for name, settings in modes.items():
+        plan, rows = plan_and_rows(listing, model, settings)
+        engine.reset_prefix_cache()
+        _, rows = run_stages(plan, rows, engine)
+        results[name] = per_image(summarize_batches(rows.to_batches()))
+        print(f"{name}: {results[name]}", file=sys.stderr)
+    return results
 
 
 def table(results: dict[str, dict]) -> str:
@@ -56,16 +74,17 @@ def table(results: dict[str, dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", default=str(REPO / "examples" / "images.jsonl"))
-    parser.add_argument("--out", help="Folder for the runs' outputs (default: a temp dir).")
+    parser.add_argument("--out", help="Folder for the results (default: a temp dir).")
     parser.add_argument("--model", help="Model for both roles (default: the smoke model).")
     args = parser.parse_args()
     model = model_path(args.model)
     root = Path(args.out or tempfile.mkdtemp(prefix="scalecap-bench-"))
-    results = {}
-    for i, (name, settings) in enumerate(MODES.items()):
-        run = run_pipeline(Path(args.input), root / f"mode{i}", model, settings)
-        results[name] = per_image(run["manifest"])
-        print(f"{name}: {results[name]}", file=sys.stderr)
+    from scalecap_ray.engine.vllm_engine import LocalEngine
+
+    plan, _ = plan_and_rows(Path(args.input), model)
+    with LocalEngine(plan.engines["vlm"][1].engine_config()) as engine:
+        results = measure(Path(args.input), model, engine)
+    root.mkdir(parents=True, exist_ok=True)
     (root / "cost_per_mode.json").write_text(json.dumps(results, indent=2))
     print(table(results))
 

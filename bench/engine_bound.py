@@ -32,49 +32,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import model_path, run_measured, run_pipeline, save
+from common import model_path, plan_and_rows, run_measured, run_pipeline, run_stages, save
 from images import write_images
 from simengine import CostModel, SimulatedEngine
-
-
-def _plan_and_rows(listing: Path, model: str):
-    from scalecap_ray.config import load_config
-    from scalecap_ray.io.records import record_row, to_table
-    from scalecap_ray.pipeline import plan_scalecap_job
-
-    plan = plan_scalecap_job(load_config(None, [f"vlm.model={model}", f"llm.model={model}"]))
-    lines = listing.read_text().splitlines()
-    table = to_table([record_row(json.loads(line), str(listing), i + 1, 0, "image", "id")
-                      for i, line in enumerate(lines)])
-    return plan, table
-
-
-def _stages(plan, table, engine) -> dict:
-    """Every stage over all rows at once (one engine call per stage); seconds each."""
-    stages: dict[str, float] = {}
-    for stage in plan.stages:
-        kwargs = dict(stage.kwargs)
-        if stage.role is not None:
-            kwargs["engine"] = engine
-        t = time.perf_counter()
-        table = stage.cls(**kwargs)(table)
-        stages[stage.name] = round(time.perf_counter() - t, 3)
-    requests = sum(e["requests"] for u in table.column("stage_usage").to_pylist()
-                   for e in u or [])
-    return {"stages_s": stages,
-            "engine_s": round(sum(v for k, v in stages.items() if k != "load"), 3),
-            "requests": requests, "ok": table.column("error").null_count}
 
 
 def bound(listing: Path, model: str) -> dict:
     """The stages on an in-process vLLM engine (no Ray)."""
     from scalecap_ray.engine.vllm_engine import LocalEngine
 
-    plan, table = _plan_and_rows(listing, model)
+    plan, table = plan_and_rows(listing, model)
     clock = time.perf_counter()
     with LocalEngine(plan.engines["vlm"][1].engine_config()) as engine:
         startup = time.perf_counter() - clock
-        return {"engine_startup_s": round(startup, 3), **_stages(plan, table, engine)}
+        return {"engine_startup_s": round(startup, 3), **run_stages(plan, table, engine)[0]}
 
 
 class _SyncSimulated:
@@ -90,9 +61,9 @@ class _SyncSimulated:
 
 def simulated_bound(listing: Path, model: str, cost: CostModel) -> dict:
     """The stages on an in-process simulated engine (no Ray), which starts at once."""
-    plan, table = _plan_and_rows(listing, model)
+    plan, table = plan_and_rows(listing, model)
     engine = SimulatedEngine(plan.engines["vlm"][1].engine_config(), cost)
-    return {"engine_startup_s": 0.0, **_stages(plan, table, _SyncSimulated(engine))}
+    return {"engine_startup_s": 0.0, **run_stages(plan, table, _SyncSimulated(engine))[0]}
 
 
 def timed_bound(listing: Path, model: str, simulated: list[str]) -> dict:
