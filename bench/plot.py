@@ -70,7 +70,7 @@ def plot(results: Path, png: Path) -> None:
         c.barh(bars, widths, left=left, label=name.split(" (")[0])
         left = [x + w for x, w in zip(left, widths, strict=True)]
     c.invert_yaxis()
-    c.set(title="pipeline / bound\n" + ", ".join(
+    c.set(title="pipeline / bound\n" + "\n".join(
               f"{engine} ({r['images']} images) {r['ratio']:.2f}" for engine, r in runs),
           xlabel="seconds")
     c.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
