@@ -68,10 +68,6 @@ def fit(rows: list[dict], image_tokens: int) -> CostModel:
                      image_tokens=image_tokens)
 
 
-def load(path: Path) -> CostModel:
-    return CostModel(**json.loads(path.read_text())["cost"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="Model to calibrate on (default: the smoke model).")

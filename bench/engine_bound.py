@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import model_path, plan_and_rows, run_measured, run_pipeline, run_stages, save
 from images import write_images
+from scaling import simulated
 from simengine import CostModel, SimulatedEngine
 
 
@@ -80,16 +81,10 @@ def timed_bound(listing: Path, model: str, simulated: list[str]) -> dict:
 
 def simulated_pipeline(listing: Path, out: Path, cost: str, factor: float,
                        settings: list[str]) -> dict:
-    """The whole job on the simulated engine in a fresh process (bench/simulated_run.py:
-    imports, Ray's start, `run_plan`), shaped like `run_pipeline`'s result."""
-    args = [sys.executable, str(Path(__file__).with_name("simulated_run.py")), str(listing),
-            str(out), cost, str(factor), "--no-memory",
-            *[a for s in settings for a in ("--set", s)]]
-    proc, wall, cpu = run_measured(args, "driver")
-    if proc.returncode != 0:
-        raise SystemExit(f"the simulated run failed:\n{proc.stderr[-3000:]}")
-    run = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 2), "cpu_s": cpu,
+    """The whole job on the simulated engine in a fresh process (imports, Ray's start,
+    `run_plan`; no memory sampling), shaped like `run_pipeline`'s result."""
+    run = simulated(listing, out, Path(cost), factor, settings, memory=False)
+    return {"wall_s": run["process_s"], "cpu_s": run["cpu_s"],
             "manifest": {"rows": run["rows"], "timing": run["timing"]}}
 
 
@@ -149,8 +144,8 @@ def main() -> None:
     if args.bound_only:
         listing = Path(args.bound_only)
         if args.simulated:
-            cost = CostModel(**json.loads(Path(args.simulated).read_text())["cost"])
-            print(json.dumps(simulated_bound(listing, args.model, cost.scaled(args.factor))))
+            cost = CostModel.load(args.simulated).scaled(args.factor)
+            print(json.dumps(simulated_bound(listing, args.model, cost)))
         else:
             print(json.dumps(bound(listing, args.model)))
         return
@@ -170,7 +165,6 @@ def main() -> None:
         result["simulated"] = {"cost": cost, "factor": args.factor}
     save(result, root / ("engine_bound_simulated.json" if cost else "engine_bound.json"))
     print(table(result))
-
 
 
 if __name__ == "__main__":

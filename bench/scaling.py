@@ -16,31 +16,35 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import REPO, save
+from common import REPO, run_measured, save
 from images import write_images
 
 MODEL_STAGES = ("caption", "verify", "questions", "answer", "integrate")
 
 
 def simulated(listing: Path, out: Path, cost: Path, factor: float,
-              overrides: list[str], llm_factor: float | None = None) -> dict:
-    """One run on simulated GPUs in a fresh process (bench/simulated_run.py)."""
+              overrides: list[str], llm_factor: float | None = None,
+              memory: bool = True) -> dict:
+    """One run on simulated GPUs in a fresh process (bench/simulated_run.py): its result
+    line, plus the process's wall time (`process_s`) and CPU seconds by kind (`cpu_s`)."""
     args = [sys.executable, str(REPO / "bench" / "simulated_run.py"), str(listing), str(out),
             str(cost), str(factor)]
     if llm_factor is not None:
         args += ["--llm-factor", str(llm_factor)]
+    if not memory:
+        args.append("--no-memory")
     for o in overrides:
         args += ["--set", o]
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    proc, wall, cpu = run_measured(args, "driver")
     if proc.returncode != 0:
         raise SystemExit(f"simulated run failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "process_s": round(wall, 2),
+            "cpu_s": cpu}
 
 
 def scaling(root: Path, cost: Path, replicas: list[int], per_replica: int,

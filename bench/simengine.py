@@ -12,9 +12,11 @@ does), except for requests that score their prompt (vLLM computes those in full)
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from scalecap_ray.config import Prompts
 from scalecap_ray.engine.config import EngineConfig
@@ -39,6 +41,11 @@ class CostModel:
     question_tokens: int = 12
     answer_tokens: int = 36
     integrate_tokens: int = 48
+
+    @classmethod
+    def load(cls, path: str | Path) -> CostModel:
+        """The cost model in a `bench/calibrate.py` output file."""
+        return cls(**json.loads(Path(path).read_text())["cost"])
 
     def scaled(self, factor: float) -> CostModel:
         """The same engine `factor` times slower (a bigger model, a slower device)."""

@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="Do not sample the processes' memory.")
     args = parser.parse_args()
-    calibrated = CostModel(**json.loads(Path(args.cost).read_text())["cost"])
+    calibrated = CostModel.load(args.cost)
     llm = calibrated.scaled(args.llm_factor) if args.llm_factor else None
     print(json.dumps(run(args.listing, args.out, calibrated.scaled(args.factor),
                          args.overrides, llm, args.memory)))
