@@ -1,6 +1,7 @@
 """A simulated engine for the scaling and memory benchmarks: it answers like a model
 (parseable captions, instructions, answers) and takes the time a continuous-batching
-engine would, by a cost model calibrated on the real CPU engine, without using CPU.
+engine would, by a cost model calibrated on the real CPU engine (bench/calibrate.py),
+without using CPU.
 
 The model: an engine runs steps; a step admits the waiting requests (up to
 `max_num_seqs` running), prefills their uncached prompt tokens and decodes one token for
@@ -46,6 +47,11 @@ class CostModel:
     def load(cls, path: str | Path) -> CostModel:
         """The cost model in a `bench/calibrate.py` output file."""
         return cls(**json.loads(Path(path).read_text())["cost"])
+
+    def seconds(self, steps: int, prefilled: int, decoded: int) -> float:
+        """What a batch that ran `steps` steps, prefilled `prefilled` tokens and decoded
+        `decoded` sequence-steps costs by this model."""
+        return self.step_s * steps + self.prefill_s * prefilled + self.decode_s * decoded
 
     def scaled(self, factor: float) -> CostModel:
         """The same engine `factor` times slower (a bigger model, a slower device)."""
@@ -107,7 +113,7 @@ class SimulatedEngine:
             del self._waiting[:len(admitted)]
             prefilled = sum(j.prefill for j in admitted)
             running += admitted
-            await asyncio.sleep(c.step_s + c.prefill_s * prefilled + c.decode_s * len(running))
+            await asyncio.sleep(c.seconds(1, prefilled, len(running)))
             for job in running:
                 job.decode -= 1
             for job in [j for j in running if j.decode <= 0]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from calibrate import fit
+from calibrate import REFERENCE_S, at_reference_speed, fit
 from simengine import CostModel, SimulatedEngine
 
 from scalecap_ray.config import Prompts
@@ -72,3 +73,18 @@ def test_the_fit_recovers_known_costs():
     cost = fit(rows, image_tokens=64)
     assert (cost.step_s, cost.prefill_s, cost.decode_s) == pytest.approx(truth)
     assert cost.image_tokens == 64
+
+
+def test_calibration_keeps_the_fitted_shape_at_the_reference_speed():
+    # A host twice as slow as the reference fits twice the costs: the simulated engine
+    # comes out the same, and the calibration says how much slower the host was.
+    rows = [{"steps": 1, "prefilled": 10000, "decoded": 16},
+            {"steps": 64, "prefilled": 900, "decoded": 500}]
+    fitted = CostModel(step_s=0.006, prefill_s=4e-5, decode_s=2e-4)
+    cost, slower = at_reference_speed(fitted, rows)
+    assert sum(cost.seconds(**r) for r in rows) == pytest.approx(REFERENCE_S)
+    assert slower == pytest.approx(sum(fitted.seconds(**r) for r in rows) / REFERENCE_S)
+    assert cost.prefill_s / cost.step_s == pytest.approx(fitted.prefill_s / fitted.step_s)
+    assert cost.decode_s / cost.step_s == pytest.approx(fitted.decode_s / fitted.step_s)
+    half, _ = at_reference_speed(fitted.scaled(0.5), rows)
+    assert asdict(half) == pytest.approx(asdict(cost))
