@@ -2,16 +2,11 @@
 
 Times batches of prefill-heavy and decode-heavy requests on one in-process vLLM engine
 and fits `seconds = step_s * steps + prefill_s * prefilled tokens + decode_s * decoded
-tokens` by least squares; also measures how many prompt tokens an image adds.
+tokens` by least squares; also measures how many prompt tokens an image adds, and how
+many times the reference cost model's time (bench/reference_cost.json, which the
+simulated benchmarks use by default) the fitted engine takes for the same work.
 
-The fit gives the engine's shape (what a step, a prefilled token and a decoded token cost
-relative to each other); its speed is then set so that the workload costs REFERENCE_S,
-whatever the speed of the host's CPU at the time: the same machine fitted steps of 2.85 to
-5.02 ms on different runs (the workload's predicted time ranged over 36%), and the
-simulated benchmarks' images/s and durations followed. `--keep-speed` keeps the fitted
-speed (to simulate this host's CPU engine as it is).
-
-    .venv/bin/python bench/calibrate.py [--model PATH] [--out cost.json] [--keep-speed]
+    .venv/bin/python bench/calibrate.py [--model PATH] [--out cost.json]
 """
 
 from __future__ import annotations
@@ -28,16 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import REPO, model_path
-from simengine import CostModel
+from simengine import REFERENCE_COST, CostModel
 
 # (requests, prompt words, max output tokens): prefill-heavy first, then decode-heavy.
 WORKLOADS = [(16, 600, 1), (4, 150, 1), (32, 300, 1), (1, 10, 128), (16, 10, 64),
              (64, 10, 32), (8, 200, 32)]
-# Seconds the workload above (both repeats) takes by the fit of 2026-11-22 on the 2-core
-# CI machine (step 2.85 ms, prefill 17 us a token, decode 0.064 ms a sequence-step), the
-# engine the simulated benchmarks of docs/benchmarks.md were first measured with. Change it
-# with WORKLOADS.
-REFERENCE_S = 2.52
 VOCAB = ["red", "cup", "table", "chair", "dog", "cat", "tree", "house", "boat", "sign",
          "road", "sky", "grass", "stone"]
 
@@ -80,34 +70,29 @@ def fit(rows: list[dict], image_tokens: int) -> CostModel:
                      image_tokens=image_tokens)
 
 
-def at_reference_speed(cost: CostModel, rows: list[dict]) -> tuple[CostModel, float]:
-    """`cost` scaled so that `rows`' work costs REFERENCE_S, and how many times slower than
-    that the fitted engine was."""
-    fitted_s = sum(cost.seconds(r["steps"], r["prefilled"], r["decoded"]) for r in rows)
-    return cost.scaled(REFERENCE_S / fitted_s), fitted_s / REFERENCE_S
+def vs_reference(cost: CostModel, rows: list[dict], reference: CostModel) -> float:
+    """How many times `reference`'s time `cost` predicts for the work in `rows`."""
+    def total(model: CostModel) -> float:
+        return sum(model.seconds(r["steps"], r["prefilled"], r["decoded"]) for r in rows)
+    return total(cost) / total(reference)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="Model to calibrate on (default: the smoke model).")
     parser.add_argument("--out", default="cost.json")
-    parser.add_argument("--keep-speed", action="store_true",
-                        help="Write the fitted speed instead of the reference speed.")
     args = parser.parse_args()
     rows, image_tokens = measure(model_path(args.model))
-    fitted = fit(rows, image_tokens)
-    error = max(abs(fitted.seconds(r["steps"], r["prefilled"], r["decoded"]) - r["seconds"])
+    cost = fit(rows, image_tokens)
+    error = max(abs(cost.seconds(r["steps"], r["prefilled"], r["decoded"]) - r["seconds"])
                 / r["seconds"] for r in rows)
-    reference, slower = at_reference_speed(fitted, rows)
-    cost = fitted if args.keep_speed else reference
+    slower = vs_reference(cost, rows, CostModel.load(REFERENCE_COST))
     Path(args.out).write_text(json.dumps(
-        {"cost": asdict(cost), "fitted": asdict(fitted), "fitted_vs_reference": slower,
-         "measured": rows, "max_relative_error": error}, indent=2) + "\n")
-    print(f"fitted: step {fitted.step_s * 1e3:.2f} ms, prefill {fitted.prefill_s * 1e6:.1f} "
-          f"us/token, decode {fitted.decode_s * 1e3:.3f} ms/sequence-step, image "
-          f"{image_tokens} tokens; worst fit error {error:.0%}; {slower:.2f}x the reference "
-          f"time; simulated: step {cost.step_s * 1e3:.2f} ms, prefill "
-          f"{cost.prefill_s * 1e6:.1f} us/token, decode {cost.decode_s * 1e3:.3f} ms")
+        {"cost": asdict(cost), "measured": rows, "max_relative_error": error,
+         "vs_reference": slower}, indent=2) + "\n")
+    print(f"step {cost.step_s * 1e3:.2f} ms, prefill {cost.prefill_s * 1e6:.1f} us/token, "
+          f"decode {cost.decode_s * 1e3:.3f} ms/sequence-step, image {image_tokens} tokens; "
+          f"worst fit error {error:.0%}; {slower:.2f} x the reference model's time")
 
 
 if __name__ == "__main__":

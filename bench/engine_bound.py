@@ -8,17 +8,18 @@ went (engine start-up, streaming, engine busy time), and the difference is split
 fixed costs, engine start-up, engine work and engine idle time.  The CPU seconds of each
 side's processes, by kind, show what runs beside the engine.
 
-With `--simulated COST_JSON`, both sides run on the simulated engine (bench/simengine.py,
-`--factor` times slower than calibrated) instead: an engine that computes without taking
-the host's CPU, as a GPU does.  That separates what the pipeline itself costs (batching,
-streaming, idle engine between batches) from the CPU the real CPU engine loses to Ray's
-processes on a small machine.  The pipeline is then the same job as `scalecap-ray run`
+With `--simulated [COST_JSON]`, both sides run on the simulated engine instead
+(bench/simengine.py, `--factor` times slower than the cost model, by default
+bench/reference_cost.json): an engine that computes without taking the host's CPU, as a
+GPU does.  That separates what the pipeline itself costs (batching, streaming, idle
+engine between batches) from the CPU the real CPU engine loses to Ray's processes on a
+small machine.  The pipeline is then the same job as `scalecap-ray run`
 with the simulated engine (bench/simulated_run.py); both sides are still timed from
 process start to exit.
 
     .venv/bin/python bench/engine_bound.py [--images 200] [--model PATH] [--out DIR]
         [--set key=value ...]   (pipeline settings, e.g. stages.answer.concurrency=2)
-        [--simulated COST_JSON [--factor 10]]
+        [--simulated [COST_JSON] [--factor 10]]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import model_path, plan_and_rows, run_measured, run_pipeline, run_stages, save
 from images import write_images
 from scaling import simulated
-from simengine import CostModel, SimulatedEngine
+from simengine import REFERENCE_COST, CostModel, SimulatedEngine
 
 
 def bound(listing: Path, model: str) -> dict:
@@ -134,11 +135,13 @@ def main() -> None:
     parser.add_argument("--out", help="Folder for images, outputs and results.")
     parser.add_argument("--set", dest="settings", action="append", default=[],
                         help="A pipeline setting (repeatable); the bound is unchanged.")
-    parser.add_argument("--simulated", metavar="COST_JSON",
-                        help="Both sides on the simulated engine with this cost model "
-                             "(bench/calibrate.py's output) instead of vLLM.")
+    parser.add_argument("--simulated", metavar="COST_JSON", nargs="?",
+                        const=str(REFERENCE_COST),
+                        help="Both sides on the simulated engine instead of vLLM, with this "
+                             "cost model (a bench/calibrate.py output; default "
+                             "bench/reference_cost.json).")
     parser.add_argument("--factor", type=float, default=10.0,
-                        help="With --simulated: how many times slower than calibrated.")
+                        help="With --simulated: how many times slower than the cost model.")
     parser.add_argument("--bound-only", metavar="LISTING", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bound_only:

@@ -3,9 +3,11 @@ minutes on the 2-core CI machine), the headline figures printed, the tables and
 the plot (docs/benchmarks.png) written.
 
     .venv/bin/python bench/run_all.py [--out bench-results] [--quick] [--simulated]
+        [--calibrated]
 
 `--simulated` adds benchmark 1 on the simulated engine at 200 images (about 5 more
-minutes, so `make bench` leaves it out).
+minutes, so `make bench` leaves it out). The simulated engine runs on the reference cost
+model (bench/reference_cost.json) unless `--calibrated` gives it the one just fitted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import REPO
+from simengine import REFERENCE_COST
 
 
 def step(title: str, args: list[str], log: Path) -> str:
@@ -44,6 +47,8 @@ def main() -> None:
                         help="Smaller sizes (a few minutes), to check the scripts work.")
     parser.add_argument("--simulated", action="store_true",
                         help="Also benchmark 1 on the simulated engine.")
+    parser.add_argument("--calibrated", action="store_true",
+                        help="Simulate the engine just calibrated, not the reference one.")
     args = parser.parse_args()
     out = (REPO / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -56,17 +61,18 @@ def main() -> None:
                                        str(out / "prefix_cache.json")], out / "2.log")
     step("3. Calibrating the simulated engine", [b + "calibrate.py", "--out",
                                                  str(out / "cost.json")], out / "3a.log")
+    cost = str(out / "cost.json" if args.calibrated else REFERENCE_COST)
     if args.simulated:
         step("1. Engine-only bound vs pipeline on the simulated engine (leaves the CPU free)",
-             [b + "engine_bound.py", "--images", images, "--simulated", str(out / "cost.json"),
+             [b + "engine_bound.py", "--images", images, "--simulated", cost,
               "--factor", "10", "--out", str(out / "bound-simulated")], out / "1b.log")
     step("3-4. Scaling and memory (simulated GPUs)",
-         [b + "scaling.py", "--cost", str(out / "cost.json"), "--per-replica", per_replica,
+         [b + "scaling.py", "--cost", cost, "--per-replica", per_replica,
           # Memory does not depend on engine speed: a fast engine keeps the step short.
           "--memory", *memory, "--memory-factor", "0.3", "--out", str(out / "scaling")],
          out / "3b.log")
     step("3. Splitting GPUs between the VLM and the LLM (simulated GPUs)",
-         [b + "split.py", "--cost", str(out / "cost.json"), "--images", split_images,
+         [b + "split.py", "--cost", cost, "--images", split_images,
           "--around", "1", "--out", str(out / "split")], out / "3c.log")
     step("5. Cost per image by mode", [b + "cost_per_mode.py", "--out",
                                        str(out / "modes")], out / "5.log")

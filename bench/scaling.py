@@ -9,7 +9,7 @@ model on one GPU takes about a second).  Scaling is weak: N = images-per-replica
 replicas, batches of 4 x replicas images (so every replica gets the same share of each
 batch), one actor per stage.
 
-    .venv/bin/python bench/scaling.py --cost cost.json [--replicas 1 2 4 8]
+    .venv/bin/python bench/scaling.py [--cost cost.json] [--replicas 1 2 4 8]
         [--per-replica 60] [--factor 10] [--memory 100 1000]
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import REPO, run_measured, save
 from images import write_images
+from simengine import REFERENCE_COST
 
 MODEL_STAGES = ("caption", "verify", "questions", "answer", "integrate")
 
@@ -100,7 +101,9 @@ def memory_table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cost", required=True, help="cost.json from bench/calibrate.py")
+    parser.add_argument("--cost", default=str(REFERENCE_COST),
+                        help="Cost model of the simulated engine: a bench/calibrate.py output "
+                             "(default: bench/reference_cost.json).")
     parser.add_argument("--replicas", type=int, nargs="*", default=[1, 2, 4, 8])
     parser.add_argument("--per-replica", type=int, default=60)
     parser.add_argument("--factor", type=float, default=10.0)

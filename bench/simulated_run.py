@@ -5,8 +5,8 @@ the run's timing (and the peak memory of its processes) as one JSON line:
     python bench/simulated_run.py LISTING OUT COST_JSON FACTOR [--llm-factor F]
         [--set key=value ...] [--no-memory]
 
-With `--llm-factor` the LLM is an engine of its own (seed 1), F times slower than
-calibrated, while the VLM is FACTOR times slower.
+With `--llm-factor` the LLM is an engine of its own (seed 1), F times slower than the
+cost model, while the VLM is FACTOR times slower.
 """
 
 from __future__ import annotations
@@ -105,16 +105,17 @@ def main() -> None:
     parser.add_argument("listing")
     parser.add_argument("out")
     parser.add_argument("cost", help="cost.json from bench/calibrate.py")
-    parser.add_argument("factor", type=float, help="How many times slower than calibrated.")
-    parser.add_argument("--llm-factor", type=float,
-                        help="A separate LLM engine this many times slower than calibrated.")
+    parser.add_argument("factor", type=float,
+                        help="How many times slower than the cost model.")
+    parser.add_argument("--llm-factor", type=float, help="A separate LLM engine this many "
+                        "times slower than the cost model.")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="Do not sample the processes' memory.")
     args = parser.parse_args()
-    calibrated = CostModel.load(args.cost)
-    llm = calibrated.scaled(args.llm_factor) if args.llm_factor else None
-    print(json.dumps(run(args.listing, args.out, calibrated.scaled(args.factor),
+    cost = CostModel.load(args.cost)
+    llm = cost.scaled(args.llm_factor) if args.llm_factor else None
+    print(json.dumps(run(args.listing, args.out, cost.scaled(args.factor),
                          args.overrides, llm, args.memory)))
 
 

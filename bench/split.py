@@ -1,15 +1,16 @@
 """Benchmark 3, second half: splitting 8 simulated GPUs between a VLM and an LLM engine
 whose costs differ, and whether `scalecap-ray plan --profile` finds the best split.
 
-The VLM runs `--factor` times slower than the calibrated CPU engine, the LLM (an engine
-of its own) `--llm-factor` times: by default 4 times the VLM's cost, as a 32B LLM beside a
-7B VLM.  A pilot run with one replica of each gives the profile (each engine's busy
-replica-seconds per image); the split it suggests for one node of 8 GPUs is compared
-with the throughput measured for every split of the 8 GPUs.  Each model stage sends
+The VLM runs `--factor` times slower than the cost model (by default the CPU engine's,
+bench/reference_cost.json), the LLM (an engine of its own) `--llm-factor` times: by
+default 4 times the VLM's cost, as a 32B LLM beside a 7B VLM.  A pilot run with one
+replica of each gives the profile (each engine's busy replica-seconds per image); the
+split it suggests for one node of 8 GPUs is compared with the throughput measured for
+every split of the 8 GPUs.  Each model stage sends
 `--per-replica` images per call and replica of its engine (its batch grows with the
 replicas), so a replica sees the same load in the pilot as in every split.
 
-    .venv/bin/python bench/split.py --cost cost.json [--images 240] [--pilot 32]
+    .venv/bin/python bench/split.py [--cost cost.json] [--images 240] [--pilot 32]
         [--per-replica 16] [--factor 10] [--llm-factor 20]
         [--vlm-replicas 1 2 ... 7 | --around K]
 
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import model_path, save
 from images import write_images
 from scaling import simulated
+from simengine import REFERENCE_COST
 
 from scalecap_ray.config import load_config
 from scalecap_ray.pipeline import plan_scalecap_job
@@ -64,7 +66,9 @@ def suggestion(pilot_out: Path) -> tuple[split.Profile, split.Split]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cost", required=True, help="cost.json from bench/calibrate.py")
+    parser.add_argument("--cost", default=str(REFERENCE_COST),
+                        help="Cost model of the simulated engine: a bench/calibrate.py output "
+                             "(default: bench/reference_cost.json).")
     parser.add_argument("--images", type=int, default=240)
     parser.add_argument("--pilot", type=int, default=32, help="Images in the pilot run.")
     parser.add_argument("--per-replica", type=int, default=16)

@@ -13,19 +13,17 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def engine_bound(tmp_path: Path, model: Path, cost: Path, images: int = 6):
+def engine_bound(tmp_path: Path, model: Path, cost: Path | None, images: int = 6):
+    """The benchmark on the simulated engine, with this cost model (None: the default)."""
     return subprocess.run(
         [sys.executable, str(BENCH / "engine_bound.py"), "--images", str(images),
-         "--model", str(model), "--simulated", str(cost), "--factor", "1",
-         "--out", str(tmp_path / "out")],
+         "--model", str(model), "--factor", "0.5", "--out", str(tmp_path / "out"),
+         "--simulated", *([str(cost)] if cost else [])],
         capture_output=True, text=True, timeout=600)
 
 
 def test_both_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smoke_model_dir):
-    cost = tmp_path / "cost.json"
-    cost.write_text(json.dumps({"cost": {"step_s": 0.001, "prefill_s": 1e-6,
-                                         "decode_s": 1e-5}}))
-    proc = engine_bound(tmp_path, smoke_model_dir, cost)
+    proc = engine_bound(tmp_path, smoke_model_dir, None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads((tmp_path / "out" / "engine_bound_simulated.json").read_text())
     assert r["images"] == 6 and r["bound"]["ok"] == 6
@@ -38,7 +36,7 @@ def test_both_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smok
         assert sum(v[side] for v in r["split_s"].values()) == pytest.approx(wall, abs=0.3)
     assert r["split_s"]["engine start-up"][0] == 0.0  # a simulated engine starts at once
     assert "stage actors" in r["cpu_s"]["pipeline"]
-    assert r["simulated"]["factor"] == 1.0
+    assert r["simulated"] == {"cost": str(BENCH / "reference_cost.json"), "factor": 0.5}
     assert "| engine busy |" in proc.stdout
 
 
