@@ -226,6 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ResumeError, PlacementError, CapabilityError, ValueError) as exc:
         print(f"scalecap-ray: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # run_plan has shut its engines down on the way out; every part file is whole.
+        print("scalecap-ray: interrupted; the rows already written stay, and the same "
+              "--output resumes from them", file=sys.stderr)
+        return 130
     from scalecap_ray.io.manifest import summary_lines
 
     skipped = f", {result.rows_skipped} already there" if result.rows_skipped else ""

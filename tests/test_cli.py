@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -160,3 +161,26 @@ def test_api_backend_without_a_url_is_a_config_error(tmp_path):
     proc = run_cli("run", "--backend", "openai", "--input", str(EXAMPLES / "images.jsonl"),
                    "--output", str(tmp_path / "o"))
     assert proc.returncode == 2 and "api_url is required with backend 'openai'" in proc.stderr
+
+
+@pytest.mark.engine
+def test_ctrl_c_stops_a_run_with_a_message_not_a_traceback(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scalecap_ray", "run", "--smoke", "--quiet", "--input",
+         str(EXAMPLES / "images.jsonl"), "--output", str(tmp_path / "out")],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:  # wait until the engines are up and rows flow
+            seen.append(line)
+            if "engine ready" in line:
+                break
+        assert any("engine ready" in line for line in seen), "".join(seen[-30:])
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "scalecap-ray: interrupted" in err and "same --output resumes" in err
+    assert "Traceback" not in err and "wrote" not in out
