@@ -169,7 +169,10 @@ def test_ctrl_c_stops_a_run_with_a_message_not_a_traceback(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "scalecap_ray", "run", "--smoke", "--quiet", "--input",
          str(EXAMPLES / "images.jsonl"), "--output", str(tmp_path / "out")],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A suite started in the background (`make test &`) inherits SIGINT ignored, and
+        # Python then never turns it into KeyboardInterrupt: give the run a terminal's.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         seen = []
         for line in proc.stderr:  # wait until the engines are up and rows flow
