@@ -13,9 +13,9 @@ With `--simulated [COST_JSON]`, both sides run on the simulated engine instead
 bench/reference_cost.json): an engine that computes without taking the host's CPU, as a
 GPU does.  That separates what the pipeline itself costs (batching, streaming, idle
 engine between batches) from the CPU the real CPU engine loses to Ray's processes on a
-small machine.  The pipeline is then the same job as `scalecap-ray run`
-with the simulated engine (bench/simulated_run.py); both sides are still timed from
-process start to exit.
+small machine.  The pipeline is then the same job as `scalecap-ray run` with the
+simulated engine (bench/simulated_run.py); both sides are still timed from process start
+to exit.
 
     .venv/bin/python bench/engine_bound.py [--images 200] [--model PATH] [--out DIR]
         [--set key=value ...]   (pipeline settings, e.g. stages.answer.concurrency=2)

@@ -2,12 +2,12 @@
 peak memory for a small and a ten times larger input.
 
 Each run is a fresh Ray with 8 simulated GPUs (`ray.init(num_gpus=8)`) and the simulated
-engine (bench/simengine.py), whose latency follows the cost model that bench/calibrate.py
-fits on the real CPU engine (set to a fixed reference speed), made `--factor` times
-slower (the calibrated smoke model answers an image in about a tenth of a second; a 7B
-model on one GPU takes about a second).  Scaling is weak: N = images-per-replica x
-replicas, batches of 4 x replicas images (so every replica gets the same share of each
-batch), one actor per stage.
+engine (bench/simengine.py), whose latency follows a cost model bench/calibrate.py
+fitted on the real CPU engine (by default the kept one, bench/reference_cost.json), made
+`--factor` times slower (the calibrated smoke model answers an image in about a tenth
+of a second; a 7B model on one GPU takes about a second).  Scaling is weak: N =
+images-per-replica x replicas, batches of 4 x replicas images (so every replica gets
+the same share of each batch), one actor per stage.
 
     .venv/bin/python bench/scaling.py [--cost cost.json] [--replicas 1 2 4 8]
         [--per-replica 60] [--factor 10] [--memory 100 1000]

@@ -6,9 +6,9 @@ bench/reference_cost.json), the LLM (an engine of its own) `--llm-factor` times:
 default 4 times the VLM's cost, as a 32B LLM beside a 7B VLM.  A pilot run with one
 replica of each gives the profile (each engine's busy replica-seconds per image); the
 split it suggests for one node of 8 GPUs is compared with the throughput measured for
-every split of the 8 GPUs.  Each model stage sends
-`--per-replica` images per call and replica of its engine (its batch grows with the
-replicas), so a replica sees the same load in the pilot as in every split.
+every split of the 8 GPUs.  Each model stage sends `--per-replica` images per call and
+replica of its engine (its batch grows with the replicas), so a replica sees the same
+load in the pilot as in every split.
 
     .venv/bin/python bench/split.py [--cost cost.json] [--images 240] [--pilot 32]
         [--per-replica 16] [--factor 10] [--llm-factor 20]
