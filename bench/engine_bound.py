@@ -50,7 +50,7 @@ def bound(listing: Path, model: str) -> dict:
         return {"engine_startup_s": round(startup, 3), **run_stages(plan, table, engine)[0]}
 
 
-class _SyncSimulated:
+class SyncSimulated:
     """The simulated engine behind the synchronous `chat` the stages call, on an event loop
     of this thread (its engine loop lives on that loop between calls)."""
 
@@ -60,12 +60,22 @@ class _SyncSimulated:
     def chat(self, requests, sampling):
         return self.loop.run_until_complete(self.engine.chat(requests, sampling))
 
+    def close(self) -> None:
+        """Stop the engine loop (it waits for work forever) and close the event loop."""
+        for task in asyncio.all_tasks(self.loop):
+            task.cancel()
+            self.loop.run_until_complete(asyncio.gather(task, return_exceptions=True))
+        self.loop.close()
+
 
 def simulated_bound(listing: Path, model: str, cost: CostModel) -> dict:
     """The stages on an in-process simulated engine (no Ray), which starts at once."""
     plan, table = plan_and_rows(listing, model)
-    engine = SimulatedEngine(plan.engines["vlm"][1].engine_config(), cost)
-    return {"engine_startup_s": 0.0, **run_stages(plan, table, _SyncSimulated(engine))[0]}
+    engine = SyncSimulated(SimulatedEngine(plan.engines["vlm"][1].engine_config(), cost))
+    try:
+        return {"engine_startup_s": 0.0, **run_stages(plan, table, engine)[0]}
+    finally:
+        engine.close()
 
 
 def timed_bound(listing: Path, model: str, simulated: list[str]) -> dict:

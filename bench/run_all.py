@@ -57,6 +57,9 @@ def main() -> None:
     b = "bench/"
     step("1. Engine-only bound vs pipeline", [b + "engine_bound.py", "--images", images,
                                               "--out", str(out / "bound")], out / "1.log")
+    step("1. Serialization along the pipeline's path",
+         [b + "serialization.py", "--images", images, "--out", str(out / "serialization")],
+         out / "1s.log")
     step("2. Prefix cache by layout", [b + "prefix_cache.py", "--out",
                                        str(out / "prefix_cache.json")], out / "2.log")
     step("3. Calibrating the simulated engine", [b + "calibrate.py", "--out",
