@@ -106,6 +106,8 @@ def compare(b: dict, p: dict) -> dict:
     (engine,) = t["engines"].values()
     fixed_p = p["wall_s"] - t["engine_startup_s"] - t["streaming_s"]
     fixed_b = b["wall_s"] - b["engine_startup_s"] - b["engine_s"]
+    idle = t["streaming_s"] - engine["busy_s"]
+    before, after = engine["idle_before_first_s"], engine["idle_after_last_s"]
     return {
         "images": m["rows"]["ok"],
         "bound_s": b["wall_s"], "pipeline_s": p["wall_s"],
@@ -116,8 +118,13 @@ def compare(b: dict, p: dict) -> dict:
             "fixed (imports, Ray, input pass, manifest)": [round(fixed_b, 1), round(fixed_p, 1)],
             "engine start-up": [b["engine_startup_s"], t["engine_startup_s"]],
             "engine busy": [b["engine_s"], engine["busy_s"]],
-            "engine idle while streaming": [0.0, round(t["streaming_s"] - engine["busy_s"], 1)],
+            "engine idle while streaming": [0.0, round(idle, 1)],
         },
+        # When the pipeline's engine idled: rows on their way to it, between calls, or
+        # the run draining after its last call.
+        "engine_idle_s": {"before the first request": round(before, 1),
+                          "between requests": round(idle - before - after, 1),
+                          "after the last request": round(after, 1)},
         "cpu_s": {"bound": b["cpu_s"], "pipeline": p["cpu_s"]},
     }
 
@@ -128,6 +135,8 @@ def table(r: dict) -> str:
              "", "| seconds | bound | pipeline | difference |", "|---|---|---|---|"]
     for name, (b, p) in r["split_s"].items():
         lines.append(f"| {name} | {b:.1f} | {p:.1f} | {p - b:+.1f} |")
+    lines += ["", "Engine idle while streaming: " + ", ".join(
+        f"{s:.1f} s {when}" for when, s in r["engine_idle_s"].items()) + "."]
     cpu = r["cpu_s"]
     lines += ["", f"CPU seconds by kind of process ({sum(cpu['bound'].values()):.0f} bound, "
               f"{sum(cpu['pipeline'].values()):.0f} pipeline):", "",

@@ -165,6 +165,10 @@ def test_manifest_matches_the_parquet_and_resumes_say_so(default_rows):
     (engine,) = timing["engines"].values()
     assert set(timing["engines"]) == {"vlm+llm"} and engine["replicas"] == 1
     assert 0 < engine["busy_s"] <= engine["up_s"] and 0 < engine["busy_share"] <= 1
+    # Idle before the first request and after the last are parts of the idle time.
+    before, after = engine["idle_before_first_s"], engine["idle_after_last_s"]
+    assert before >= 0 and after >= 0
+    assert before + after <= engine["up_s"] - engine["busy_s"] + 0.01
     assert engine["requests"] == sum(s["requests"] for s in manifest["stages"].values())
     # Run again into the same output: nothing left to do; the manifest says it resumed.
     src = Path(out).parent / "in" / "input.jsonl"

@@ -56,17 +56,23 @@ class EngineStartError(RuntimeError):
 
 class BusyClock:
     """How long an engine had at least one call in flight (its busy time), since it came
-    up: the run's manifest reports it, so idle engines show."""
+    up, and when its idle time fell: waiting for the first call (rows still reaching the
+    stages), after the last one (the run draining, or nothing left for this engine), or
+    in between.  The run's manifest reports it, so idle engines show."""
 
     def __init__(self) -> None:
         self.up_at = time.monotonic()
         self.busy_s = 0.0
         self.calls = self.requests = self._inflight = 0
         self._since = 0.0
+        self._first: float | None = None  # when the first call arrived
+        self._last = 0.0  # when the latest call finished
 
     def enter(self, requests: int) -> None:
         if self._inflight == 0:
             self._since = time.monotonic()
+            if self._first is None:
+                self._first = self._since
         self._inflight += 1
         self.calls += 1
         self.requests += requests
@@ -74,13 +80,19 @@ class BusyClock:
     def leave(self) -> None:
         self._inflight -= 1
         if self._inflight == 0:
-            self.busy_s += time.monotonic() - self._since
+            self._last = time.monotonic()
+            self.busy_s += self._last - self._since
 
     def snapshot(self) -> dict[str, float]:
         now = time.monotonic()
         busy = self.busy_s + (now - self._since if self._inflight else 0.0)
-        return {"up_s": now - self.up_at, "busy_s": busy, "calls": self.calls,
-                "requests": self.requests}
+        if self._first is None:  # never called: all of its up time was waiting
+            before, after = now - self.up_at, 0.0
+        else:
+            before = self._first - self.up_at
+            after = 0.0 if self._inflight else now - self._last
+        return {"up_s": now - self.up_at, "busy_s": busy, "idle_before_first_s": before,
+                "idle_after_last_s": after, "calls": self.calls, "requests": self.requests}
 
 
 class EngineActor:

@@ -118,7 +118,9 @@ def build_manifest(folder: OutputFolder, *, job: str, run_id: str, input_path: s
 
 def engine_timing(timing: dict[str, Any]) -> dict[str, Any]:
     """The run's timing with each engine's replicas summed up: `busy_share` is the share of
-    the replicas' up time with at least one request in flight (the rest was idle)."""
+    the replicas' up time with at least one request in flight; of the idle rest,
+    `idle_before_first_s` went waiting for the first request and `idle_after_last_s`
+    after the last one (what remains fell between requests)."""
     engines = {}
     for label, replicas in timing["engines"].items():
         up = sum(r["up_s"] for r in replicas)
@@ -126,6 +128,8 @@ def engine_timing(timing: dict[str, Any]) -> dict[str, Any]:
         engines[label] = {"replicas": len(replicas), "up_s": round(up, 3),
                           "busy_s": round(busy, 3),
                           "busy_share": round(busy / up, 4) if up else 0.0,
+                          **{k: round(sum(r[k] for r in replicas), 3)
+                             for k in ("idle_before_first_s", "idle_after_last_s")},
                           "requests": sum(r["requests"] for r in replicas)}
     return {**timing, "engines": engines}
 

@@ -35,6 +35,11 @@ def test_both_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smok
     for side, wall in ((0, r["bound_s"]), (1, r["pipeline_s"])):
         assert sum(v[side] for v in r["split_s"].values()) == pytest.approx(wall, abs=0.3)
     assert r["split_s"]["engine start-up"][0] == 0.0  # a simulated engine starts at once
+    # The pipeline's idle engine time, split by when it fell, adds up to the split's.
+    assert all(v >= 0 for k, v in r["engine_idle_s"].items() if k != "between requests")
+    assert sum(r["engine_idle_s"].values()) == pytest.approx(
+        r["split_s"]["engine idle while streaming"][1], abs=0.2)
+    assert "Engine idle while streaming: " in proc.stdout
     assert "stage actors" in r["cpu_s"]["pipeline"]
     assert r["simulated"] == {"cost": str(BENCH / "reference_cost.json"), "factor": 0.5}
     assert "| engine busy |" in proc.stdout

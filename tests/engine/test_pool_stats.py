@@ -35,7 +35,33 @@ def test_overlapping_calls_count_once_and_idle_gaps_not_at_all(clock):
     busy.leave()
     clock.now += 10  # idle again
     snap = busy.snapshot()
-    assert snap == {"up_s": 19.0, "busy_s": 4.0, "calls": 2, "requests": 7}
+    assert snap == {"up_s": 19.0, "busy_s": 4.0, "idle_before_first_s": 5.0,
+                    "idle_after_last_s": 10.0, "calls": 2, "requests": 7}
+
+
+def test_idle_between_calls_is_neither_before_the_first_nor_after_the_last(clock):
+    busy = pool.BusyClock()
+    clock.now += 2
+    busy.enter(1)
+    clock.now += 1
+    busy.leave()
+    clock.now += 7  # between calls
+    busy.enter(1)
+    clock.now += 1
+    busy.leave()
+    clock.now += 3
+    snap = busy.snapshot()
+    assert (snap["idle_before_first_s"], snap["busy_s"], snap["idle_after_last_s"]) == \
+        (2.0, 2.0, 3.0)
+    assert snap["up_s"] - snap["busy_s"] - 2.0 - 3.0 == 7.0
+
+
+def test_an_engine_never_called_was_waiting_all_along(clock):
+    busy = pool.BusyClock()
+    clock.now += 4
+    snap = busy.snapshot()
+    assert (snap["idle_before_first_s"], snap["idle_after_last_s"], snap["busy_s"]) == \
+        (4.0, 0.0, 0.0)
 
 
 def test_a_call_in_flight_counts_up_to_now(clock):
@@ -43,18 +69,24 @@ def test_a_call_in_flight_counts_up_to_now(clock):
     busy.enter(1)
     clock.now += 3
     assert busy.snapshot()["busy_s"] == 3.0
+    assert busy.snapshot()["idle_after_last_s"] == 0.0  # still working
     busy.leave()
     clock.now += 3
     assert busy.snapshot()["busy_s"] == 3.0
+    assert busy.snapshot()["idle_after_last_s"] == 3.0
 
 
 def test_manifest_sums_replicas_and_reports_the_busy_share():
     timing = engine_timing({"engine_startup_s": 30.0, "streaming_s": 60.0, "engines": {
-        "vlm": [{"up_s": 60.0, "busy_s": 45.0, "calls": 9, "requests": 90},
-                {"up_s": 40.0, "busy_s": 35.0, "calls": 7, "requests": 70}],
-        "llm": [{"up_s": 0.0, "busy_s": 0.0, "calls": 0, "requests": 0}]}})
+        "vlm": [{"up_s": 60.0, "busy_s": 45.0, "idle_before_first_s": 5.0,
+                 "idle_after_last_s": 1.0, "calls": 9, "requests": 90},
+                {"up_s": 40.0, "busy_s": 35.0, "idle_before_first_s": 2.5,
+                 "idle_after_last_s": 0.5, "calls": 7, "requests": 70}],
+        "llm": [{"up_s": 0.0, "busy_s": 0.0, "idle_before_first_s": 0.0,
+                 "idle_after_last_s": 0.0, "calls": 0, "requests": 0}]}})
     assert timing["engines"]["vlm"] == {"replicas": 2, "up_s": 100.0, "busy_s": 80.0,
-                                        "busy_share": 0.8, "requests": 160}
+                                        "busy_share": 0.8, "idle_before_first_s": 7.5,
+                                        "idle_after_last_s": 1.5, "requests": 160}
     assert timing["engines"]["llm"]["busy_share"] == 0.0
     manifest = {"rows": {"input": 1, "output": 1, "ok": 1, "errors": 0, "written": 1},
                 "seconds": 95.0, "images_per_second": 0.01, "resumed": False,
