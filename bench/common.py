@@ -142,16 +142,22 @@ def plan_and_rows(listing: Path, model: str, settings: Sequence[str] = ()):
     return plan_scalecap_job(cfg), table
 
 
+def stage_instance(stage, engine):
+    """A plan's stage built in this process, its model calls going to `engine` (any object
+    with a synchronous `chat`)."""
+    kwargs = dict(stage.kwargs)
+    if stage.role is not None:
+        kwargs["engine"] = engine
+    return stage.cls(**kwargs)
+
+
 def run_stages(plan, table, engine) -> tuple[dict, object]:
     """Every stage of `plan` over all rows at once, in this process, on one engine with a
     synchronous `chat` (no Ray): seconds per stage, requests, rows ok; and the rows."""
     stages: dict[str, float] = {}
     for stage in plan.stages:
-        kwargs = dict(stage.kwargs)
-        if stage.role is not None:
-            kwargs["engine"] = engine
         t = time.perf_counter()
-        table = stage.cls(**kwargs)(table)
+        table = stage_instance(stage, engine)(table)
         stages[stage.name] = round(time.perf_counter() - t, 3)
     requests = sum(e["requests"] for u in table.column("stage_usage").to_pylist()
                    for e in u or [])

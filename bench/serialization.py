@@ -29,7 +29,7 @@ from pathlib import Path
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import model_path, plan_and_rows, save
+from common import model_path, plan_and_rows, save, stage_instance
 from engine_bound import SyncSimulated
 from images import write_images
 from simengine import REFERENCE_COST, CostModel, SimulatedEngine
@@ -78,10 +78,7 @@ def record(listing: Path, model: str) -> Payloads:
 
 def _run_in_batches(plan, table: pa.Table, payloads: Payloads) -> None:
     for stage in plan.stages:
-        kwargs = dict(stage.kwargs)
-        if stage.role is not None:
-            kwargs["engine"] = payloads
-        run = stage.cls(**kwargs)
+        run = stage_instance(stage, payloads)
         size = stage.settings.batch_size
         outputs = []
         for start in range(0, table.num_rows, size):
