@@ -34,6 +34,7 @@ PROCESS_KINDS = (
     ("stage actors", r"MapWorker"),
     ("Ray system", r"raylet|gcs_server|dashboard|DashboardAgent|RuntimeEnvAgent|log_monitor"
                    r"|monitor\.py|forkserver"),
+    ("idle Ray workers", r"^ray::IDLE"),  # started ahead by Ray, waiting for work
     ("Ray Data helpers and tasks", r"^ray::"),
 )
 

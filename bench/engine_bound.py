@@ -17,9 +17,14 @@ small machine.  The pipeline is then the same job as `scalecap-ray run` with the
 simulated engine (bench/simulated_run.py); both sides are still timed from process start
 to exit.
 
+With `--ray-floor`, a third side runs between the two: Ray without Ray Data
+(bench/ray_floor.py), the job's engine actors fed by one thread per stage in the driver.
+What it adds to the bound is Ray's and the engine actor's share of the difference; what
+the pipeline adds to it, Ray Data's (its executor, stage actors and tasks).
+
     .venv/bin/python bench/engine_bound.py [--images 200] [--model PATH] [--out DIR]
         [--set key=value ...]   (pipeline settings, e.g. stages.answer.concurrency=2)
-        [--simulated [COST_JSON] [--factor 10]]
+        [--simulated [COST_JSON] [--factor 10]] [--ray-floor]
 """
 
 from __future__ import annotations
@@ -90,6 +95,34 @@ def timed_bound(listing: Path, model: str, simulated: list[str]) -> dict:
     return {"wall_s": round(wall, 2), "cpu_s": cpu, **result}
 
 
+def timed_floor(listing: Path, model: str, simulated: list[str], settings: list[str]) -> dict:
+    """bench/ray_floor.py in a fresh process, timed from its start like the others."""
+    sets = [arg for s in settings for arg in ("--set", s)]
+    proc, wall, cpu = run_measured([sys.executable, str(Path(__file__).parent / "ray_floor.py"),
+                                    str(listing), model, *simulated, *sets], "driver")
+    if proc.returncode != 0:
+        raise SystemExit(f"Ray without Ray Data failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall_s": round(wall, 2), "cpu_s": cpu, **result}
+
+
+def floor_split(b: dict, f: dict) -> dict:
+    """The Ray-without-Ray-Data side against the bound, split as `compare` splits the
+    pipeline."""
+    return {
+        "wall_s": f["wall_s"], "ratio": round(f["wall_s"] / b["wall_s"], 3),
+        "requests": f["requests"], "ok": f["ok"],
+        "split_s": {
+            "fixed (imports, Ray, input pass, manifest)":
+                round(f["wall_s"] - f["engine_startup_s"] - f["streaming_s"], 1),
+            "engine start-up": f["engine_startup_s"],
+            "engine busy": f["busy_s"],
+            "engine idle while streaming": round(f["streaming_s"] - f["busy_s"], 1),
+        },
+        "cpu_s": f["cpu_s"],
+    }
+
+
 def simulated_pipeline(listing: Path, out: Path, cost: str, factor: float,
                        settings: list[str]) -> dict:
     """The whole job on the simulated engine in a fresh process (imports, Ray's start,
@@ -130,20 +163,27 @@ def compare(b: dict, p: dict) -> dict:
 
 
 def table(r: dict) -> str:
+    floor = r.get("ray_floor")
     lines = [f"{r['images']} images: bound {r['bound_s']:.1f} s, pipeline {r['pipeline_s']:.1f} s,"
-             f" ratio {r['ratio']:.2f} (rows streaming vs bound stages: {r['steady_ratio']:.2f})",
-             "", "| seconds | bound | pipeline | difference |", "|---|---|---|---|"]
+             f" ratio {r['ratio']:.2f} (rows streaming vs bound stages: {r['steady_ratio']:.2f})"]
+    if floor:
+        lines.append(f"Ray without Ray Data: {floor['wall_s']:.1f} s, ratio {floor['ratio']:.2f}")
+    mid = " Ray, no Ray Data |" if floor else ""
+    lines += ["", f"| seconds | bound |{mid} pipeline | difference |",
+              "|---|---|---|---|" + ("---|" if floor else "")]
     for name, (b, p) in r["split_s"].items():
-        lines.append(f"| {name} | {b:.1f} | {p:.1f} | {p - b:+.1f} |")
+        cell = f" {floor['split_s'][name]:.1f} |" if floor else ""
+        lines.append(f"| {name} | {b:.1f} |{cell} {p:.1f} | {p - b:+.1f} |")
     lines += ["", "Engine idle while streaming: " + ", ".join(
         f"{s:.1f} s {when}" for when, s in r["engine_idle_s"].items()) + "."]
-    cpu = r["cpu_s"]
-    lines += ["", f"CPU seconds by kind of process ({sum(cpu['bound'].values()):.0f} bound, "
-              f"{sum(cpu['pipeline'].values()):.0f} pipeline):", "",
-              "| process | bound | pipeline |", "|---|---|---|"]
-    for kind in dict.fromkeys([*cpu["bound"], *cpu["pipeline"]]):
-        lines.append(f"| {kind} | {cpu['bound'].get(kind, 0.0):.1f} | "
-                     f"{cpu['pipeline'].get(kind, 0.0):.1f} |")
+    sides = {"bound": r["cpu_s"]["bound"], **({"Ray, no Ray Data": floor["cpu_s"]} if floor
+                                              else {}), "pipeline": r["cpu_s"]["pipeline"]}
+    totals = ", ".join(f"{sum(cpu.values()):.0f} {side}" for side, cpu in sides.items())
+    lines += ["", f"CPU seconds by kind of process ({totals}):", "",
+              "| process | " + " | ".join(sides) + " |", "|---|" + "---|" * len(sides)]
+    for kind in dict.fromkeys(k for cpu in sides.values() for k in cpu):
+        lines.append(f"| {kind} | " + " | ".join(f"{cpu.get(kind, 0.0):.1f}"
+                                                 for cpu in sides.values()) + " |")
     return "\n".join(lines)
 
 
@@ -153,7 +193,8 @@ def main() -> None:
     parser.add_argument("--model", help="Model for both roles (default: the smoke model).")
     parser.add_argument("--out", help="Folder for images, outputs and results.")
     parser.add_argument("--set", dest="settings", action="append", default=[],
-                        help="A pipeline setting (repeatable); the bound is unchanged.")
+                        help="A pipeline setting (repeatable; Ray without Ray Data gets it "
+                             "too); the bound is unchanged.")
     parser.add_argument("--simulated", metavar="COST_JSON", nargs="?",
                         const=str(REFERENCE_COST),
                         help="Both sides on the simulated engine instead of vLLM, with this "
@@ -161,6 +202,9 @@ def main() -> None:
                              "bench/reference_cost.json).")
     parser.add_argument("--factor", type=float, default=10.0,
                         help="With --simulated: how many times slower than the cost model.")
+    parser.add_argument("--ray-floor", action="store_true",
+                        help="Also run Ray without Ray Data (bench/ray_floor.py) between the "
+                             "bound and the pipeline.")
     parser.add_argument("--bound-only", metavar="LISTING", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bound_only:
@@ -175,14 +219,19 @@ def main() -> None:
     root = Path(args.out or tempfile.mkdtemp(prefix="scalecap-bench-"))
     listing = write_images(args.images, root / "images")
     cost = str(Path(args.simulated).resolve()) if args.simulated else None
-    b = timed_bound(listing, model, ["--simulated", cost, "--factor", str(args.factor)]
-                    if cost else [])
+    sim = ["--simulated", cost, "--factor", str(args.factor)] if cost else []
+    b = timed_bound(listing, model, sim)
     print(f"bound: {b}", file=sys.stderr)
+    f = timed_floor(listing, model, sim, args.settings) if args.ray_floor else None
+    if f:
+        print(f"Ray without Ray Data: {f}", file=sys.stderr)
     p = (simulated_pipeline(listing, root / "pipeline", cost, args.factor, args.settings)
          if cost else run_pipeline(listing, root / "pipeline", model, args.settings))
     result = compare(b, p)
     result["bound"], result["pipeline_timing"] = b, p["manifest"]["timing"]
     result["settings"] = args.settings
+    if f:
+        result["ray_floor"] = floor_split(b, f)
     if cost:
         result["simulated"] = {"cost": cost, "factor": args.factor}
     save(result, root / ("engine_bound_simulated.json" if cost else "engine_bound.json"))

@@ -13,17 +13,18 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def engine_bound(tmp_path: Path, model: Path, cost: Path | None, images: int = 6):
+def engine_bound(tmp_path: Path, model: Path, cost: Path | None, images: int = 6,
+                 extra: tuple[str, ...] = ()):
     """The benchmark on the simulated engine, with this cost model (None: the default)."""
     return subprocess.run(
         [sys.executable, str(BENCH / "engine_bound.py"), "--images", str(images),
          "--model", str(model), "--factor", "0.5", "--out", str(tmp_path / "out"),
-         "--simulated", *([str(cost)] if cost else [])],
+         *extra, "--simulated", *([str(cost)] if cost else [])],
         capture_output=True, text=True, timeout=600)
 
 
-def test_both_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smoke_model_dir):
-    proc = engine_bound(tmp_path, smoke_model_dir, None)
+def test_all_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smoke_model_dir):
+    proc = engine_bound(tmp_path, smoke_model_dir, None, extra=("--ray-floor",))
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads((tmp_path / "out" / "engine_bound_simulated.json").read_text())
     assert r["images"] == 6 and r["bound"]["ok"] == 6
@@ -43,6 +44,15 @@ def test_both_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smok
     assert "stage actors" in r["cpu_s"]["pipeline"]
     assert r["simulated"] == {"cost": str(BENCH / "reference_cost.json"), "factor": 0.5}
     assert "| engine busy |" in proc.stdout
+    # Ray without Ray Data: the same requests through the job's engine actor, its split
+    # accounting for its wall time, and no stage actors among its processes.
+    floor = r["ray_floor"]
+    assert floor["requests"] == r["requests"]["bound"] and floor["ok"] == 6
+    assert floor["ratio"] == pytest.approx(floor["wall_s"] / r["bound_s"], abs=1e-3)
+    assert sum(floor["split_s"].values()) == pytest.approx(floor["wall_s"], abs=0.3)
+    assert "engine actor (engine front-end)" in floor["cpu_s"]
+    assert "stage actors" not in floor["cpu_s"]
+    assert "| seconds | bound | Ray, no Ray Data | pipeline | difference |" in proc.stdout
 
 
 def test_a_bound_that_fails_stops_the_benchmark_with_its_error(tmp_path, smoke_model_dir):
