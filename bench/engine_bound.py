@@ -140,7 +140,11 @@ def compare(b: dict, p: dict) -> dict:
     fixed_p = p["wall_s"] - t["engine_startup_s"] - t["streaming_s"]
     fixed_b = b["wall_s"] - b["engine_startup_s"] - b["engine_s"]
     idle = t["streaming_s"] - engine["busy_s"]
-    before, after = engine["idle_before_first_s"], engine["idle_after_last_s"]
+    # The engine's clock starts when it is up, which can be before the rows start (an
+    # engine that loads fast is up before the pass over the ids ends): only the idle time
+    # after the rows started belongs to the streaming.
+    early = max(0.0, engine["up_s"] - t["streaming_s"])
+    before, after = engine["idle_before_first_s"] - early, engine["idle_after_last_s"]
     return {
         "images": m["rows"]["ok"],
         "bound_s": b["wall_s"], "pipeline_s": p["wall_s"],

@@ -23,18 +23,18 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import plan_and_rows, stage_instance
 
-Batch = object  # a pyarrow Table; kept loose so `stream` can be tested with any value
 
-
-def stream(stages: Sequence[Callable[[Batch], Batch]], blocks: Sequence[Batch]
-           ) -> tuple[list[Batch], list[float]]:
+def stream(stages: Sequence[Callable[[Any], Any]], blocks: Sequence[Any]
+           ) -> tuple[list[Any], list[float]]:
     """`blocks` through `stages`, one thread per stage, each taking its blocks in order
     while the others work on earlier or later ones: the blocks out, in order, and each
-    stage's seconds.  The first stage error is raised once every thread has stopped."""
+    stage's seconds (blocks are pyarrow Tables here; `stream` only hands them on).  The
+    first stage error is raised once every thread has stopped."""
     queues: list[queue.Queue] = [queue.Queue() for _ in range(len(stages) + 1)]
     seconds = [0.0] * len(stages)
     errors: list[BaseException] = []

@@ -37,7 +37,9 @@ def test_all_sides_run_the_same_requests_on_the_simulated_engine(tmp_path, smoke
         assert sum(v[side] for v in r["split_s"].values()) == pytest.approx(wall, abs=0.3)
     assert r["split_s"]["engine start-up"][0] == 0.0  # a simulated engine starts at once
     # The pipeline's idle engine time, split by when it fell, adds up to the split's.
-    assert all(v >= 0 for k, v in r["engine_idle_s"].items() if k != "between requests")
+    # (a simulated engine is up before the pass over the ids ends: that wait is not
+    # streaming, so no part may come out negative)
+    assert all(v >= -0.1 for v in r["engine_idle_s"].values()), r["engine_idle_s"]
     assert sum(r["engine_idle_s"].values()) == pytest.approx(
         r["split_s"]["engine idle while streaming"][1], abs=0.2)
     assert "Engine idle while streaming: " in proc.stdout
