@@ -160,11 +160,17 @@ def run_stages(plan, table, engine) -> tuple[dict, object]:
         t = time.perf_counter()
         table = stage_instance(stage, engine)(table)
         stages[stage.name] = round(time.perf_counter() - t, 3)
-    requests = sum(e["requests"] for u in table.column("stage_usage").to_pylist()
-                   for e in u or [])
     return {"stages_s": stages,
             "engine_s": round(sum(v for k, v in stages.items() if k != "load"), 3),
-            "requests": requests, "ok": table.column("error").null_count}, table
+            **outcome(table)}, table
+
+
+def outcome(*tables) -> dict:
+    """The engine requests the stages sent for the rows of `tables` (a whole table or
+    its blocks), and the rows without an error."""
+    requests = sum(e["requests"] for t in tables for u in t.column("stage_usage").to_pylist()
+                   for e in u or [])
+    return {"requests": requests, "ok": sum(t.column("error").null_count for t in tables)}
 
 
 def save(results: dict, path: Path) -> None:

@@ -83,44 +83,45 @@ def simulated_bound(listing: Path, model: str, cost: CostModel) -> dict:
         engine.close()
 
 
-def timed_bound(listing: Path, model: str, simulated: list[str]) -> dict:
-    """`bound` (or `simulated_bound`) in a fresh process, timed from its start like the
-    pipeline."""
-    proc, wall, cpu = run_measured([sys.executable, __file__, "--bound-only", str(listing),
-                                    "--model", model, *simulated],
-                                   "bound process (stages, engine front-end)")
+def timed(args: list[str], root_kind: str, side: str) -> dict:
+    """A side's script in a fresh process, timed from its start like the pipeline: its
+    JSON result line plus the process's wall time and CPU seconds by kind."""
+    proc, wall, cpu = run_measured([sys.executable, *args], root_kind)
     if proc.returncode != 0:
-        raise SystemExit(f"the bound failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 2), "cpu_s": cpu, **result}
+        raise SystemExit(f"{side} failed:\n{proc.stderr[-3000:]}")
+    return {"wall_s": round(wall, 2), "cpu_s": cpu,
+            **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def timed_bound(listing: Path, model: str, simulated: list[str]) -> dict:
+    """`bound` (or `simulated_bound`) in a fresh process."""
+    return timed([__file__, "--bound-only", str(listing), "--model", model, *simulated],
+                 "bound process (stages, engine front-end)", "the bound")
 
 
 def timed_floor(listing: Path, model: str, simulated: list[str], settings: list[str]) -> dict:
-    """bench/ray_floor.py in a fresh process, timed from its start like the others."""
+    """bench/ray_floor.py in a fresh process."""
     sets = [arg for s in settings for arg in ("--set", s)]
-    proc, wall, cpu = run_measured([sys.executable, str(Path(__file__).parent / "ray_floor.py"),
-                                    str(listing), model, *simulated, *sets], "driver")
-    if proc.returncode != 0:
-        raise SystemExit(f"Ray without Ray Data failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_s": round(wall, 2), "cpu_s": cpu, **result}
+    return timed([str(Path(__file__).parent / "ray_floor.py"), str(listing), model,
+                  *simulated, *sets], "driver", "Ray without Ray Data")
+
+
+def split(wall: float, startup: float, streaming: float, busy: float) -> dict:
+    """A side's wall time by where it went; `streaming` is from the engine being up to
+    the last row (the bound's stage loop, whose engine is never idle)."""
+    return {"fixed (imports, Ray, input pass, manifest)": round(wall - startup - streaming, 1),
+            "engine start-up": startup,
+            "engine busy": busy,
+            "engine idle while streaming": round(streaming - busy, 1)}
 
 
 def floor_split(b: dict, f: dict) -> dict:
     """The Ray-without-Ray-Data side against the bound, split as `compare` splits the
     pipeline."""
-    return {
-        "wall_s": f["wall_s"], "ratio": round(f["wall_s"] / b["wall_s"], 3),
-        "requests": f["requests"], "ok": f["ok"],
-        "split_s": {
-            "fixed (imports, Ray, input pass, manifest)":
-                round(f["wall_s"] - f["engine_startup_s"] - f["streaming_s"], 1),
-            "engine start-up": f["engine_startup_s"],
-            "engine busy": f["busy_s"],
-            "engine idle while streaming": round(f["streaming_s"] - f["busy_s"], 1),
-        },
-        "cpu_s": f["cpu_s"],
-    }
+    return {"wall_s": f["wall_s"], "ratio": round(f["wall_s"] / b["wall_s"], 3),
+            "requests": f["requests"], "ok": f["ok"],
+            "split_s": split(f["wall_s"], f["engine_startup_s"], f["streaming_s"], f["busy_s"]),
+            "cpu_s": f["cpu_s"]}
 
 
 def simulated_pipeline(listing: Path, out: Path, cost: str, factor: float,
@@ -137,8 +138,9 @@ def compare(b: dict, p: dict) -> dict:
     m = p["manifest"]
     t = m["timing"]
     (engine,) = t["engines"].values()
-    fixed_p = p["wall_s"] - t["engine_startup_s"] - t["streaming_s"]
-    fixed_b = b["wall_s"] - b["engine_startup_s"] - b["engine_s"]
+    bound_split = split(b["wall_s"], b["engine_startup_s"], b["engine_s"], b["engine_s"])
+    pipeline_split = split(p["wall_s"], t["engine_startup_s"], t["streaming_s"],
+                           engine["busy_s"])
     idle = t["streaming_s"] - engine["busy_s"]
     # The engine's clock starts when it is up, which can be before the rows start (an
     # engine that loads fast is up before the pass over the ids ends): only the idle time
@@ -151,12 +153,7 @@ def compare(b: dict, p: dict) -> dict:
         "ratio": round(p["wall_s"] / b["wall_s"], 3),
         "steady_ratio": round(t["streaming_s"] / b["engine_s"], 3),
         "requests": {"bound": b["requests"], "pipeline": engine["requests"]},
-        "split_s": {
-            "fixed (imports, Ray, input pass, manifest)": [round(fixed_b, 1), round(fixed_p, 1)],
-            "engine start-up": [b["engine_startup_s"], t["engine_startup_s"]],
-            "engine busy": [b["engine_s"], engine["busy_s"]],
-            "engine idle while streaming": [0.0, round(idle, 1)],
-        },
+        "split_s": {k: [bound_split[k], pipeline_split[k]] for k in bound_split},
         # When the pipeline's engine idled: rows on their way to it, between calls, or
         # the run draining after its last call.
         "engine_idle_s": {"before the first request": round(before, 1),

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import plan_and_rows, stage_instance
+from common import outcome, plan_and_rows, stage_instance
 
 
 def stream(stages: Sequence[Callable[[Any], Any]], blocks: Sequence[Any]
@@ -73,8 +73,8 @@ def stream(stages: Sequence[Callable[[Any], Any]], blocks: Sequence[Any]
 def ray_floor(listing: Path, model: str, cost=None, settings: Sequence[str] = ()) -> dict:
     """The stages streamed from this process to the job's engine actors in a fresh local
     Ray (on simulated GPUs with the simulated engine when `cost` is given), with the
-    pipeline's `settings`: engine start-up from launch, streaming time, the engine's busy
-    time, requests, rows ok."""
+    pipeline's `settings`: engine start-up from launch, streaming time, each stage's
+    seconds, the engine's busy time, requests, rows ok."""
     import ray
 
     from scalecap_ray.runner import check_capabilities, check_cluster, engine_pools
@@ -85,11 +85,10 @@ def ray_floor(listing: Path, model: str, cost=None, settings: Sequence[str] = ()
         ray.init()  # as `scalecap-ray run` starts a local Ray
     else:
         from simengine import SimulatedEngine
-        from simulated_run import SIMULATED_GPUS
+        from simulated_run import init_simulated_ray
 
         factory = partial(SimulatedEngine, cost=cost, prompts=plan.config.prompts)
-        ray.init(num_cpus=16, num_gpus=SIMULATED_GPUS, include_dashboard=False,
-                 log_to_driver=False)
+        init_simulated_ray()
     pools = engine_pools(plan, check_cluster(plan, None), factory)
     try:
         launched = time.perf_counter()
@@ -100,20 +99,19 @@ def ray_floor(listing: Path, model: str, cost=None, settings: Sequence[str] = ()
                   for s in plan.stages]
         size = min(s.settings.batch_size for s in plan.stages if s.role is not None)
         blocks = [table.slice(i, size) for i in range(0, table.num_rows, size)]
-        out, _ = stream(stages, blocks)
+        out, seconds = stream(stages, blocks)
         streaming = time.perf_counter() - ready
         stats = [replica for pool in pools for replica in pool.stats()]
     finally:
         for pool in pools:
             pool.shutdown()
         ray.shutdown()
-    requests = sum(e["requests"] for b in out for u in b.column("stage_usage").to_pylist()
-                   for e in u or [])
     return {"engine_startup_s": round(ready - launched, 3),
             "streaming_s": round(streaming, 3),
+            "stages_s": {s.name: round(t, 3) for s, t in zip(plan.stages, seconds, strict=True)},
             "busy_s": round(sum(s["busy_s"] for s in stats), 3),
             "idle_before_first_s": round(sum(s["idle_before_first_s"] for s in stats), 3),
-            "requests": requests, "ok": sum(b.column("error").null_count for b in out)}
+            **outcome(*out)}
 
 
 def main() -> None:

@@ -63,6 +63,15 @@ class PeakMemory(Sampler):
         return out
 
 
+def init_simulated_ray() -> None:
+    """A local Ray with the simulated GPUs.  Logical CPUs: the simulated engines use none,
+    but on a GPU cluster each replica reserves one, as a real one would."""
+    import ray
+
+    ray.init(num_cpus=16, num_gpus=SIMULATED_GPUS, include_dashboard=False,
+             log_to_driver=False)
+
+
 def run(listing: str, out: str, cost: CostModel, overrides: list[str],
         llm_cost: CostModel | None = None, memory: bool = True) -> dict:
     import ray
@@ -79,10 +88,7 @@ def run(listing: str, out: str, cost: CostModel, overrides: list[str],
     factory = (partial(engine_by_seed, costs={0: cost, 1: llm_cost}, prompts=cfg.prompts)
                if llm_cost is not None else
                partial(SimulatedEngine, cost=cost, prompts=cfg.prompts))
-    # Logical CPUs: the simulated engines use none, but on a GPU cluster each replica
-    # reserves one, as a real one would.
-    ray.init(num_cpus=16, num_gpus=SIMULATED_GPUS, include_dashboard=False,
-             log_to_driver=False)
+    init_simulated_ray()
     try:
         # The sampler walks every process twice a second: CPU a timing comparison on a
         # small machine should not pay for when it does not report memory.
