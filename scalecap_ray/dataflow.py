@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from scalecap_ray.config import ScaleCapConfig
-from scalecap_ray.pipeline import RECORD_FIELDS, Plan, plan_caption_job, plan_scalecap_job
+from scalecap_ray.pipeline import Plan, plan_caption_job, plan_scalecap_job
 from scalecap_ray.runner import run_plan
 
 _DESC = {
@@ -156,11 +156,13 @@ class ImageScaleCaptionGenerate:
 
 
 def _record(result: dict[str, Any]) -> dict[str, Any]:
-    if result["error"] is not None:
-        # DataFlow-MM marks a failed image this way; the reason is added.
-        return {**{k: [] for k in RECORD_FIELDS}, "init_caption": "error",
-                "final_caption": "", "error": result["error"]}
-    return dict(result["scalecap_record"])
+    record = dict(result["scalecap_record"])
+    if result["error"] is None:
+        return record
+    # A failed row keeps what its earlier stages produced, beside the reason; with no
+    # initial caption at all it is marked the way DataFlow-MM marks a failed image.
+    return {**record, "init_caption": record["init_caption"] or "error",
+            "final_caption": record["final_caption"] or "", "error": result["error"]}
 
 
 class ImageCaptionGenerate:

@@ -26,6 +26,24 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_a_row_failed_late_keeps_what_it_produced_beside_the_error():
+    from scalecap_ray.dataflow import _record
+
+    partial = {"init_caption": "A cup is on a table.", "golden_sentences": ["A cup."],
+               "object_questions": ["Describe more details about the cup."],
+               "position_questions": ["Describe more details about the position of the cup."],
+               "qa_answers_filtered": [], "final_caption": None}
+    record = _record({"error": "integrate: the model returned an empty final caption",
+                      "scalecap_record": partial})
+    assert record == {**partial, "final_caption": "",
+                      "error": "integrate: the model returned an empty final caption"}
+    nothing = dict.fromkeys(partial, None) | {"golden_sentences": [], "object_questions": [],
+                                              "position_questions": [],
+                                              "qa_answers_filtered": []}
+    failed_early = _record({"error": "load: x.png: missing", "scalecap_record": nothing})
+    assert failed_early["init_caption"] == "error" and failed_early["golden_sentences"] == []
+
+
 def test_get_desc_in_both_languages():
     assert "ScaleCap" in ImageScaleCaptionGenerate.get_desc("en")
     assert "黄金句" in ImageScaleCaptionGenerate.get_desc()  # zh is the default
@@ -51,8 +69,10 @@ def test_scalecap_operator_seed_example(workdir, smoke_model_dir, ray_local):
     lines.append(json.dumps({"image": "images/absent.png"}))
     (workdir / "scalecap.jsonl").write_text("\n".join(lines) + "\n")
 
-    # The seed's example, with the smoke model in place of Qwen2.5-VL-3B.
-    model = LocalModelVLMServing_vllm(hf_model_name_or_path=str(smoke_model_dir))
+    # The seed's example, with the smoke model in place of Qwen2.5-VL-3B, sampling as
+    # DataFlow-MM does: rows whose golden sentences yield no instruction still get a caption.
+    model = LocalModelVLMServing_vllm(hf_model_name_or_path=str(smoke_model_dir),
+                                      vllm_temperature=0.7, vllm_top_p=0.9)
     cfg = ImageScaleCaptionGenerateConfig(tau_sentence=0.15, max_questions=20,
                                           max_init_tokens=1024, max_answer_tokens=256,
                                           second_filter=False)
@@ -68,6 +88,8 @@ def test_scalecap_operator_seed_example(workdir, smoke_model_dir, ray_local):
         assert set(record) == SEED_RECORD_FIELDS
         assert record["init_caption"] and record["golden_sentences"] and record["final_caption"]
         assert len(record["position_questions"]) == len(record["object_questions"])
+    # With this sampling the smoke model's replies to P2 hold no instruction for some rows.
+    assert any(not row["scalecap_record"]["object_questions"] for row in rows[:3])
     assert rows[3]["scalecap_record"]["init_caption"] == "error"
     assert "absent.png" in rows[3]["scalecap_record"]["error"]
 

@@ -48,24 +48,32 @@ def error_kind(message: str) -> str:
 
 
 SUMMARY_COLUMNS = ["error", "error_stage", "stage_usage"]
+# Counted when the output has it (the ScaleCap job): rows whose LLM gave no instruction.
+NO_QUESTIONS = "no_questions"
 
 
 def summarize(folder: OutputFolder) -> dict[str, Any]:
-    """Counts over every row of the output: ok/errors (by stage and kind) and usage per
-    stage (requests, prompt/cached/output tokens, cache hit rate, engine-call seconds)."""
-    return summarize_batches(folder.dataset().to_batches(columns=SUMMARY_COLUMNS)
-                             if folder.parts() else [])
+    """Counts over every row of the output: ok/errors (by stage and kind), rows that went
+    on without questions, and usage per stage (requests, prompt/cached/output tokens,
+    cache hit rate, engine-call seconds)."""
+    if not folder.parts():
+        return summarize_batches([])
+    dataset = folder.dataset()
+    columns = SUMMARY_COLUMNS + [c for c in (NO_QUESTIONS,) if c in dataset.schema.names]
+    return summarize_batches(dataset.to_batches(columns=columns))
 
 
 def summarize_batches(batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
-    """`summarize` over record batches holding at least `SUMMARY_COLUMNS`."""
-    rows = ok = 0
+    """`summarize` over record batches holding at least `SUMMARY_COLUMNS` (and
+    `no_questions`, counted when present)."""
+    rows = ok = no_questions = 0
     errors: dict[str, Counter] = defaultdict(Counter)
     stages: dict[str, Counter] = defaultdict(Counter)
     seconds: dict[str, float] = defaultdict(float)
     for batch in batches:
         for row in batch.to_pylist():
             rows += 1
+            no_questions += bool(row.get(NO_QUESTIONS))
             if row["error"] is None:
                 ok += 1
             else:
@@ -81,6 +89,7 @@ def summarize_batches(batches: Iterable[pa.RecordBatch]) -> dict[str, Any]:
         per_stage[name] = {**counts, "cache_hit_rate": round(counts["cached_tokens"] / prompt, 4)
                            if prompt else 0.0, "seconds": round(seconds[name], 3)}
     return {"rows": rows, "ok": ok, "errors": sum(sum(c.values()) for c in errors.values()),
+            "no_questions": no_questions,
             "errors_by_stage": {stage: dict(kinds.most_common())
                                 for stage, kinds in sorted(errors.items())},
             "stages": per_stage}
@@ -108,7 +117,8 @@ def build_manifest(folder: OutputFolder, *, job: str, run_id: str, input_path: s
         "started": started, "finished": finished, "seconds": round(seconds, 3),
         "resumed": skipped > 0 or len(runs) > 1, "runs": runs,
         "rows": {"input": todo + skipped, "output": summary["rows"], "ok": summary["ok"],
-                 "errors": summary["errors"], "written": written, "skipped": skipped},
+                 "errors": summary["errors"], "no_questions": summary["no_questions"],
+                 "written": written, "skipped": skipped},
         "images_per_second": round(written / seconds, 4) if seconds > 0 else 0.0,
         "errors_by_stage": summary["errors_by_stage"], "stages": summary["stages"],
         "timing": engine_timing(timing) if timing else None,
@@ -141,6 +151,9 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
              f"{rows['errors']} failed); this run wrote {rows['written']} in "
              f"{m['seconds']:.1f} s ({m['images_per_second']:.2f} images/s)"
              + (", resuming earlier runs" if m["resumed"] else "")]
+    if rows.get("no_questions"):
+        lines.append(f"  {rows['no_questions']} row(s) had no questions: integrated from "
+                     "their golden sentences alone")
     timing = m.get("timing")
     if timing:
         busy = ", ".join(f"{label} busy {e['busy_share']:.0%} ({e['replicas']} replica(s))"

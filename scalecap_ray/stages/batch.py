@@ -118,7 +118,8 @@ def call_engine(
         by_row[i].append(res)
     ok: dict[int, list[ChatResult]] = {}
     for i, res in by_row.items():
-        rows.account(i, stage, res, per_request * len(res))
+        if res:  # a row with nothing to ask (no questions) made no call
+            rows.account(i, stage, res, per_request * len(res))
         failed = [r.error for r in res if r.error]
         if failed:
             extra = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""

@@ -20,8 +20,9 @@ from scalecap_ray.text.instructions import (
 
 
 class QuestionsStage:
-    """Reads `golden_sentences`; writes `object_questions`, `position_questions` and
-    `object_question_sources` (the golden sentence each object question came from)."""
+    """Reads `golden_sentences`; writes `object_questions`, `position_questions`,
+    `object_question_sources` (the golden sentence each object question came from) and
+    `no_questions` (true when the replies held no instruction: the lists are empty)."""
 
     name = "questions"
     reads = ("golden_sentences",)
@@ -29,6 +30,7 @@ class QuestionsStage:
         "object_questions": pa.list_(pa.string()),
         "position_questions": pa.list_(pa.string()),
         "object_question_sources": pa.list_(pa.int32()),
+        "no_questions": pa.bool_(),
     }
 
     def __init__(self, engine: EngineSpec | ChatEngine, *, prompt: str, max_questions: int,
@@ -46,10 +48,7 @@ class QuestionsStage:
                                       self.sampling).items():
             questions, sources = merge_instructions(
                 [parse_instructions(r.text) for r in replies], self.max_questions)
-            if not questions:
-                rows.fail(i, self.name, f"{self.name}: no 'Describe more details about ...' "
-                          f"instruction in the model's {len(replies)} repl(ies)")
-                continue
+            rows.output("no_questions")[i] = not questions
             rows.output("object_questions")[i] = questions
             rows.output("position_questions")[i] = [position_question(q) for q in questions]
             rows.output("object_question_sources")[i] = sources

@@ -32,6 +32,19 @@ def test_one_request_per_question_image_first_object_then_position():
     assert out["answer_scores"] is None  # no second filter
 
 
+def test_a_row_without_questions_sends_nothing_and_keeps_nothing():
+    engine = ScriptedEngine(lambda req, s: ANSWERS[req.prompt])
+    rows = make_batch([{"object_questions": [], "position_questions": [],
+                        "image_bytes": b"px", "image_hash": "h"},
+                       {"object_questions": OBJ, "position_questions": POS,
+                        "image_bytes": b"px", "image_hash": "h2"}])
+    bare, full = AnswerStage(engine, sampling=Sampling(max_tokens=8))(rows).to_pylist()
+    assert [r.image_key for r in engine.requests] == ["h2"] * 4
+    assert bare["error"] is None and bare["answers"] == bare["qa_answers_filtered"] == []
+    assert bare["stage_usage"] == []  # no call was made for it
+    assert [u["requests"] for u in full["stage_usage"]] == [4]
+
+
 def answered_rows():
     return make_batch([{"object_questions": OBJ, "position_questions": POS,
                         "answers": [ANSWERS[q] for q in OBJ + POS],

@@ -75,3 +75,14 @@ def test_empty_final_caption_is_a_row_error(mode):
     out = stage(ScriptedEngine(lambda r, s: "x" if r.prompt[0] != "C" else " "), mode)(batch())
     row = out.to_pylist()[0]
     assert row["error_stage"] == "integrate" and "empty final caption" in row["error"]
+
+
+def test_a_row_without_questions_is_integrated_from_its_golden_sentences():
+    rows = make_batch([{"golden_sentences": GOLDEN, "object_questions": [],
+                        "object_question_sources": [], "answers": [], "answer_kept": [],
+                        "qa_answers_filtered": []}])
+    engine = ScriptedEngine(reply)
+    out = stage(engine, "paper")(rows).to_pylist()[0]
+    first, _ = engine.calls[0]
+    assert first[0].prompt == "OBJ[Sentence: A red cup is on a table.\nSentence: A dog sleeps.]"
+    assert out["error"] is None and out["final_caption"].startswith("FINAL CTX[A red cup")

@@ -40,8 +40,11 @@ def test_cap_applies_per_image():
     assert len(out["object_questions"]) == 2 and len(out["position_questions"]) == 2
 
 
-def test_no_instruction_is_a_row_error():
-    _, (bad, good) = run([["Nothing here."], ["The man wears a suit."]])
-    assert bad["error_stage"] == "questions" and "no 'Describe more details" in bad["error"]
-    assert bad["object_questions"] is None
-    assert good["error"] is None and len(good["object_questions"]) == 2
+def test_no_instruction_goes_on_with_none():
+    # The paper and DataFlow-MM integrate such a row from its golden sentences alone.
+    _, (bare, good) = run([["Nothing here."], ["The man wears a suit."]])
+    assert bare["error"] is None and bare["error_stage"] is None
+    assert bare["no_questions"] is True
+    assert bare["object_questions"] == bare["position_questions"] == []
+    assert bare["object_question_sources"] == []
+    assert good["no_questions"] is False and len(good["object_questions"]) == 2
