@@ -55,7 +55,7 @@ def measure(model: str, repeats: int = 2) -> tuple[list[dict], int]:
                              "steps": max(r.output_tokens for r in res),
                              "prefilled": sum(r.prompt_tokens - r.cached_tokens for r in res),
                              "decoded": sum(r.output_tokens for r in res)})
-        image = (REPO / "examples" / "images" / "house.png").read_bytes()
+        image = (REPO / "examples" / "images" / "boat.png").read_bytes()
         with_image, without = engine.chat([ChatRequest("Hi.", image=image),
                                            ChatRequest("Hi.")], Sampling(max_tokens=1))
     return rows, with_image.prompt_tokens - without.prompt_tokens

@@ -33,7 +33,7 @@ def test_bad_input_matrix(tmp_path, http_server):
     bad = src / "bad"
     bad.mkdir()
     (bad / "empty.png").write_bytes(b"")
-    (bad / "truncated.png").write_bytes((EXAMPLES / "images" / "house.png").read_bytes()[:150])
+    (bad / "truncated.png").write_bytes((EXAMPLES / "images" / "boat.png").read_bytes()[:150])
     (bad / "notes.png").write_text("these are notes, not pixels")
     (bad / "drawing.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     (bad / "huge.png").write_bytes(png(Image.new("L", (2500, 2500))))
@@ -51,7 +51,7 @@ def test_bad_input_matrix(tmp_path, http_server):
         f"{http_server.url}/forbidden/images/boat.png": ("load", "HTTP 403"),
     }
     fine_remote = [f"{http_server.url}/images/boat.png",
-                   f"{http_server.url}/flaky/images/house.png"]  # 503 twice, then served
+                   f"{http_server.url}/flaky/images/car_and_lamp.png"]  # 503 twice, then served
     lines = [json.dumps({"image": p}) for p in good + list(cases) + fine_remote]
     lines.insert(3, "{this line is not json")
     lines.append(json.dumps({"image": good[0]}))  # a duplicate of the first row

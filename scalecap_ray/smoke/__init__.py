@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scalecap_ray.smoke.files import write_model_files
 from scalecap_ray.smoke.grammar import (
     CHAT_TEMPLATE,
     SEED,
@@ -66,47 +67,10 @@ def _write_files(out: Path) -> None:
         str(out / "model.safetensors"),
         metadata={"format": "pt"},
     )
-    tok.save(str(out / "tokenizer.json"))
-    _dump(out / "config.json", hf_config(vocab, special_ids))
-    _dump(out / "generation_config.json", {
-        "bos_token_id": special_ids["<|endoftext|>"],
-        "eos_token_id": [special_ids["<|im_end|>"], special_ids["<|endoftext|>"]],
-        "pad_token_id": special_ids["<|endoftext|>"],
-    })
-    _dump(out / "tokenizer_config.json", {
-        "tokenizer_class": "Qwen2Tokenizer",
-        "model_max_length": 32768,
-        "bos_token": None,
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "unk_token": None,
-        "additional_special_tokens": SPECIAL_TOKENS[1:],
-        "chat_template": CHAT_TEMPLATE,
-        "clean_up_tokenization_spaces": False,
-    })
-    (out / "chat_template.jinja").write_text(CHAT_TEMPLATE)
-    _dump(out / "preprocessor_config.json", {
-        "image_processor_type": "Qwen2VLImageProcessor",
-        "processor_class": "Qwen2_5_VLProcessor",
-        "do_resize": True,
-        "do_rescale": True,
-        "do_normalize": True,
-        "do_convert_rgb": True,
-        "rescale_factor": 1 / 255,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "min_pixels": MIN_PIXELS,
-        "max_pixels": MAX_PIXELS,
-        "size": {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
-        "patch_size": PATCH,
-        "temporal_patch_size": TEMPORAL_PATCH,
-        "merge_size": MERGE,
-    })
-    _dump(out / "scalecap_smoke.json", {"recipe_version": RECIPE_VERSION, "seed": SEED})
-
-
-def _dump(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    write_model_files(out, tok, hf_config(vocab, special_ids), patch=PATCH, merge=MERGE,
+                      temporal_patch=TEMPORAL_PATCH, min_pixels=MIN_PIXELS,
+                      max_pixels=MAX_PIXELS, marker=("scalecap_smoke.json", {
+                          "recipe_version": RECIPE_VERSION, "seed": SEED}))
 
 
 def build_smoke_model(out_dir: str | os.PathLike) -> Path:

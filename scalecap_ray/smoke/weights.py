@@ -210,47 +210,12 @@ def vision_weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def hf_config(vocab: int, special_ids: dict[str, int]) -> dict:
-    return {
-        "architectures": ["Qwen2_5_VLForConditionalGeneration"],
-        "model_type": "qwen2_5_vl",
-        "torch_dtype": "float32",
-        "tie_word_embeddings": False,
-        "image_token_id": special_ids["<|image_pad|>"],
-        "video_token_id": special_ids["<|video_pad|>"],
-        "vision_start_token_id": special_ids["<|vision_start|>"],
-        "vision_end_token_id": special_ids["<|vision_end|>"],
-        "text_config": {
-            "model_type": "qwen2_5_vl_text",
-            "vocab_size": vocab,
-            "hidden_size": TEXT_HIDDEN,
-            "intermediate_size": TEXT_INTERMEDIATE,
-            "num_hidden_layers": TEXT_LAYERS,
-            "num_attention_heads": TEXT_HEADS,
-            "num_key_value_heads": TEXT_KV_HEADS,
-            "hidden_act": "silu",
-            "max_position_embeddings": 32768,
-            "rms_norm_eps": 1e-6,
-            "rope_parameters": {"rope_type": "default", "rope_theta": ROPE_THETA,
-                                "mrope_section": [8, 12, 12]},
-            "bos_token_id": special_ids["<|endoftext|>"],
-            "eos_token_id": special_ids["<|im_end|>"],
-            "tie_word_embeddings": False,
-            "torch_dtype": "float32",
-        },
-        "vision_config": {
-            "model_type": "qwen2_5_vl_vision",
-            "depth": VISION_DEPTH,
-            "hidden_size": VISION_HIDDEN,
-            "intermediate_size": VISION_INTERMEDIATE,
-            "num_heads": 1,
-            "out_hidden_size": TEXT_HIDDEN,
-            "patch_size": PATCH,
-            "spatial_merge_size": MERGE,
-            "temporal_patch_size": TEMPORAL_PATCH,
-            "window_size": 112,
-            "fullatt_block_indexes": [VISION_DEPTH - 1],
-            "in_chans": 3,
-            "tokens_per_second": 2,
-            "hidden_act": "silu",
-        },
-    }
+    from scalecap_ray.smoke.files import qwen2_5_vl_config
+
+    return qwen2_5_vl_config(
+        special_ids, vocab=vocab, tie_embeddings=False, rope_theta=ROPE_THETA,
+        max_positions=32768, patch=PATCH, merge=MERGE, temporal_patch=TEMPORAL_PATCH,
+        text={"hidden": TEXT_HIDDEN, "intermediate": TEXT_INTERMEDIATE, "layers": TEXT_LAYERS,
+              "heads": TEXT_HEADS, "kv_heads": TEXT_KV_HEADS},
+        vision={"depth": VISION_DEPTH, "hidden": VISION_HIDDEN,
+                "intermediate": VISION_INTERMEDIATE, "heads": 1})

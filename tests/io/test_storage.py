@@ -59,7 +59,7 @@ def test_unreachable_host_fails_after_retries():
 
 def test_s3_read_list_and_missing(s3_server, s3_bucket):
     client = s3_server.client()
-    image = (EXAMPLES / "images" / "house.png").read_bytes()
+    image = (EXAMPLES / "images" / "boat.png").read_bytes()
     for key in ["set/a.png", "set/sub/b.jpg", "set/readme.txt"]:
         client.put_object(Bucket=s3_bucket, Key=key, Body=image)
     assert storage.read_bytes(f"s3://{s3_bucket}/set/a.png") == image
