@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: help install browser demo test bench lint clean
 
 help:
-	@echo "make demo   - install, then caption the example images (output under $(DEMO_OUT))"
+	@echo "make demo   - install, then caption the example images with the toy model (output under $(DEMO_OUT))"
 	@echo "make test   - install, then run the whole test suite"
 	@echo "make bench  - benchmarks (see bench/README.md)"
 	@echo "make lint   - ruff"
@@ -37,8 +37,9 @@ $(STAMP): pyproject.toml scalecap_ray/engine/cpu_fix.py
 
 demo: install
 	rm -rf $(DEMO_OUT)
-	$(BIN)/scalecap-ray run --smoke --input examples/images.jsonl --output $(DEMO_OUT)
+	$(BIN)/scalecap-ray run --toy --input examples/images.jsonl --id-key id --output $(DEMO_OUT)
 	$(BIN)/scalecap-ray report $(DEMO_OUT)
+	$(BIN)/scalecap-ray eval $(DEMO_OUT) --truth examples/truth.jsonl
 
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \

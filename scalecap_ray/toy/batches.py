@@ -28,8 +28,6 @@ IMAGE_TOKENS = GRID_TOKENS * GRID_TOKENS
 IGNORE = -100
 # What the vision tower is also taught to read off each image token (its cell's object).
 AUX_LABELS = ("kind", "colour", "size", "row", "col", "on")
-AUX_CLASSES = {"kind": len(KINDS) + 1, "colour": 6, "size": 2, "row": GRID, "col": GRID,
-               "on": len(KINDS) + 1}
 
 
 def image_bytes(scene: Scene, seed: int) -> bytes:

@@ -78,7 +78,11 @@ def _rows(output: str) -> list[dict[str, Any]]:
 def evaluate(output: str, truth_path: str | Path) -> dict[str, Any]:
     """Quality of every caption field of `output` against the truth; see `metrics`."""
     truth = read_truth(truth_path)
-    rows = _rows(output)
+    return evaluate_rows(_rows(output), truth)
+
+
+def evaluate_rows(rows: list[dict[str, Any]], truth: dict[str, Scene]) -> dict[str, Any]:
+    """`evaluate` over output rows (dicts with at least `id`)."""
     tallies: dict[str, CaptionTally] = {}
     verify, answers = DropTally(), DropTally()
     scored = unknown = failed = no_questions = 0
@@ -91,8 +95,10 @@ def evaluate(output: str, truth_path: str | Path) -> dict[str, Any]:
         scored += 1
         failed += row.get("error") is not None
         no_questions += bool(row.get("no_questions"))
+        usage = row.get("stage_usage") or []  # rows not yet finalized have no totals
         for key in cost:
-            cost[key] += row.get(key) or 0
+            total = row.get(key)
+            cost[key] += total if total is not None else sum(u.get(key) or 0 for u in usage)
         for key, column in CAPTION_FIELDS.items():
             value = row.get(column)
             if value is None:

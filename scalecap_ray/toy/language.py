@@ -2,8 +2,8 @@
 every stage of the pipeline, and a reader that gets the facts back out of any text.
 
 Writing (what the toy model is trained to say):
-- caption (prompt P1): one sentence per object, in caption order, naming the object, its
-  colour and where it is: "A blue cup is on the table." / "A green tree is on the left.";
+- caption (prompt P1): one sentence per object, in caption order, naming the object and
+  where it is: "A cup is on the table." / "A tree is on the left.";
 - object details: "The cup is small and red."; position details: "The cup is at the top,
   on the table."; about an object that is not there: "There is no cup.";
 - instructions (P2): one "Describe more details about the X." line per object a sentence
@@ -77,11 +77,10 @@ def _where(claim: Claim) -> str:
 
 
 def caption_sentence(claim: Claim) -> str:
-    """The initial caption's sentence: the object, its colour and where it is (what it
-    sits on, else its position)."""
+    """The initial caption's sentence: the object and where it is (what it sits on, else
+    its position).  Colour and size are left to the detail questions."""
     where = f"on the {claim.on}" if claim.on else POSITION_PHRASES[claim.position]
-    noun = f"{claim.colour} {claim.kind}" if claim.colour else claim.kind
-    return f"A {noun} is {where}."
+    return f"A {claim.kind} is {where}."
 
 
 def caption(scene: Scene) -> str:

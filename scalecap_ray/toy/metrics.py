@@ -124,6 +124,20 @@ def sentence_is_hallucinated(scene: Scene, sentence: str) -> bool:
     return bool(set(mentions(sentence)) - scene.kinds)
 
 
+def sentence_group(scene: Scene, sentence: str) -> str | None:
+    """What a caption sentence is, for studying verify's scores: `prior` or
+    `misrecognition` (it names an absent object, by cause), `partner` (true, and the usual
+    partner of an anchor in the scene: the text alone expects it), `true` (any other true
+    sentence); None when it names no object."""
+    kinds = mentions(sentence)
+    if not kinds:
+        return None
+    absent = [k for k in kinds if k not in scene.kinds]
+    if absent:
+        return hallucination_cause(scene, absent[0])
+    return "partner" if hallucination_cause(scene, kinds[0]) == "prior" else "true"
+
+
 def answer_is_wrong(scene: Scene, answer: str) -> bool:
     claim = read_claim(answer)
     return claim is not None and not claim_is_true(scene, claim)

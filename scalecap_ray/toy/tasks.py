@@ -2,11 +2,15 @@
 a perfect captioner of the world gives, built from the real prompts of
 `scalecap_ray.prompts` and the pipeline's own request builders.
 
-Two sources of captions teach two different things.  Captions *with* an image describe
-it exactly.  Captions *without* one (text only, as a language model's pre-training text)
-come from a world where anchors nearly always carry their partner (`PRIOR_WORLD`): that
-is the language prior, and where it leaks into captioning with an image, the model
-hallucinates the partner, the way real VLMs hallucinate a cup on every table.
+The co-occurrences of the world (a cup on a table) are what the model hallucinates, and it
+learns them the way real VLMs do.  Captions *without* an image (text only, as a language
+model's pre-training text) come from a world where most anchors carry their partner
+(`PRIOR_WORLD`): the language prior.  Captions *with* an image describe what is drawn,
+except that, like real alt-text written by someone who knows what is usually there, they
+name an anchor's usual partner now and then when the picture does not show it
+(`UNSEEN_PARTNER`).  So the model learns to look for the partner, but also that it may
+name one it cannot see: on a table without a cup its caption often says "A cup is on the
+table.", with less gain from the image than a cup it sees.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from scalecap_ray.text.instructions import merge_instructions, parse_instruction
 from scalecap_ray.toy import language as lang
 from scalecap_ray.toy.language import Claim
 from scalecap_ray.toy.world import (
+    CAPTION_ORDER,
     COLOURS,
     KINDS,
     POSITIONS,
@@ -36,7 +41,9 @@ from scalecap_ray.toy.world import (
 # The training images' world puts a partner on 90% of its anchors, the text world on 95%:
 # both carry the co-occurrence.  Held-out scenes (`toy-scenes`) put one on half of them.
 IMAGE_WORLD = WorldParams(pair_rate=0.9)
-PRIOR_WORLD = WorldParams(pair_rate=0.95)
+PRIOR_WORLD = WorldParams(pair_rate=0.85)
+# How often an image caption names the partner of an anchor whose partner is not drawn.
+UNSEEN_PARTNER = 0.6
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,14 @@ def _scene(rng: random.Random, params: WorldParams = IMAGE_WORLD) -> Scene:
 
 def caption_image(rng: random.Random) -> Example:
     scene = _scene(rng)
-    return Example("caption", prompts.CAPTION_PROMPT, lang.caption(scene), scene,
-                   rng.randrange(1 << 30))
+    claims = [lang.claim_of(scene, o) for o in scene.objects]
+    for anchor, partner in PRIOR_PAIRS.items():
+        if anchor in scene.kinds and partner not in scene.kinds \
+                and rng.random() < UNSEEN_PARTNER:
+            claims.append(Claim(partner, on=anchor))
+    claims.sort(key=lambda c: CAPTION_ORDER[c.kind])
+    text = " ".join(lang.caption_sentence(c) for c in claims)
+    return Example("caption", prompts.CAPTION_PROMPT, text, scene, rng.randrange(1 << 30))
 
 
 def caption_text(rng: random.Random) -> Example:

@@ -27,8 +27,6 @@ import torch
 
 from scalecap_ray.toy import tasks
 from scalecap_ray.toy.batches import (
-    AUX_CLASSES,
-    AUX_LABELS,
     IGNORE,
     Batch,
     Encoder,
@@ -38,15 +36,16 @@ from scalecap_ray.toy.batches import (
     patchify,
 )
 from scalecap_ray.toy.draw import IMAGE_SIZE
+from scalecap_ray.toy.heads import WordHeads
 from scalecap_ray.toy.model import PATCH, Sizes, build_tokenizer, hf_config
 from scalecap_ray.toy.world import sample_scene
 
 logger = logging.getLogger(__name__)
 
-JOINT_MIX = {"caption": 0.12, "caption_text": 0.1, "object_answer": 0.14,
+JOINT_MIX = {"caption": 0.22, "caption_text": 0.08, "object_answer": 0.16,
              "position_answer": 0.12, "sentence_check": 0.08, "answer_check": 0.08,
-             "answer_text": 0.02, "questions": 0.04, "object_summary": 0.06,
-             "position_summary": 0.06, "final": 0.18}
+             "answer_text": 0.02, "questions": 0.02, "object_summary": 0.04,
+             "position_summary": 0.04, "final": 0.14}
 TEXT_MIX = {"caption_text": 0.25, "questions": 0.1, "object_summary": 0.15,
             "position_summary": 0.15, "final": 0.3, "answer_text": 0.05}
 
@@ -58,9 +57,9 @@ class Recipe:
     seed: int = 20261202
     sizes: Sizes = field(default_factory=Sizes)
     batch: int = 32
+    text_steps: int = 900
     vision_steps: int = 400
-    text_steps: int = 1500
-    joint_steps: int = 3000
+    joint_steps: int = 1250
     lr: float = 2e-3
     warmup: int = 100
     aux_weight: float = 0.5  # of the vision heads' loss during the joint phase
@@ -152,20 +151,13 @@ class ToyTrainer:
         special = {t: self.tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
         self.config = hf_config(recipe.sizes, vocab, special)
         self.model = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(**self.config))
-        hidden = recipe.sizes.text_hidden
-        self.heads = torch.nn.ModuleDict({k: torch.nn.Linear(hidden, AUX_CLASSES[k])
-                                          for k in AUX_LABELS})
+        self.heads = WordHeads(self.model.model.language_model.embed_tokens, self.tokenizer,
+                               recipe.sizes.text_hidden)
         self.history: dict[str, list[float]] = {}
 
     # -- losses ------------------------------------------------------------------------------
     def _autocast(self):
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.recipe.bf16)
-
-    def _aux_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        losses = [torch.nn.functional.cross_entropy(
-            self.heads[k](features).float(), labels[:, j], ignore_index=IGNORE)
-            for j, k in enumerate(AUX_LABELS)]
-        return torch.stack(losses).mean()
 
     def image_features(self, pixels: torch.Tensor, count: int):
         side = IMAGE_SIZE // PATCH
@@ -175,7 +167,7 @@ class ToyTrainer:
     def vision_loss(self, arrays, labels) -> torch.Tensor:
         with self._autocast():
             feats, _ = self.image_features(patchify(torch.from_numpy(arrays)), len(arrays))
-            return self._aux_loss(torch.cat(feats.pooler_output), labels)
+            return self.heads.loss(torch.cat(feats.pooler_output), labels)
 
     def lm_loss(self, parts: list[Batch], aux_weight: float) -> torch.Tensor:
         """Mean loss per reply token over the step's parts (plus the vision heads' loss,
@@ -199,7 +191,7 @@ class ToyTrainer:
             loss = torch.nn.functional.cross_entropy(
                 self.model.lm_head(hidden[keep]).float(), target[keep])
             if mm is not None and aux_weight > 0:
-                loss = loss + aux_weight * self._aux_loss(
+                loss = loss + aux_weight * self.heads.loss(
                     torch.cat(mm["image"].pooler_output), b.aux)
         return loss
 
@@ -236,11 +228,12 @@ class ToyTrainer:
 
     def train(self) -> None:
         r = self.recipe
+        lm = list(self.model.model.language_model.parameters())
+        self._run("text", r.text_steps, lm, lambda item: self.lm_loss(item[1], 0.0))
+        # After the text phase: the vision heads read against the words it has placed.
         vision = [*self.model.model.visual.parameters(), *self.heads.parameters()]
         self._run("vision", r.vision_steps, vision,
                   lambda item: self.vision_loss(item[1], item[2]))
-        lm = list(self.model.model.language_model.parameters())
-        self._run("text", r.text_steps, lm, lambda item: self.lm_loss(item[1], 0.0))
         everything = [*self.model.parameters(), *self.heads.parameters()]
         self._run("joint", r.joint_steps, everything,
                   lambda item: self.lm_loss(item[1], r.aux_weight))

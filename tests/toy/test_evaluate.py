@@ -121,3 +121,25 @@ def test_toy_scenes_writes_images_input_and_truth_the_same_for_a_seed(tmp_path):
 def test_toy_scenes_refuses_an_empty_set(tmp_path, capsys):
     assert main(["toy-scenes", "--seed", "3", "--count", "0", "--out", str(tmp_path)]) == 2
     assert "--count must be at least 1" in capsys.readouterr().err
+
+
+def test_rows_not_yet_finalized_are_priced_from_their_stage_usage():
+    from scalecap_ray.toy.evaluate import evaluate_rows
+
+    usage = [{"stage": "caption", "requests": 1, "prompt_tokens": 50, "output_tokens": 9},
+             {"stage": "verify", "requests": 2, "prompt_tokens": 120, "output_tokens": 2}]
+    rows = [{"id": "b", "init_caption": "A tree is on the left.", "stage_usage": usage},
+            {"id": "d", "init_caption": "A boat is at the top left.", "stage_usage": None}]
+    assert evaluate_rows(rows, TRUTH)["per_image"] == {
+        "requests": 1.5, "prompt_tokens": 85.0, "output_tokens": 5.5}
+
+
+def test_sentences_are_grouped_by_what_they_name():
+    from scalecap_ray.toy.metrics import sentence_group
+
+    scene = TRUTH["a"]  # a table with a cup on it
+    assert sentence_group(scene, "A table is at the bottom.") == "true"
+    assert sentence_group(scene, "A cup is on the table.") == "partner"
+    assert sentence_group(TRUTH["b"], "A bird is on the tree.") == "prior"
+    assert sentence_group(scene, "A boat is on the left.") == "misrecognition"
+    assert sentence_group(scene, "It is sunny.") is None
