@@ -79,6 +79,11 @@ def main() -> None:
           "--around", "1", "--out", str(out / "split")], out / "3c.log")
     step("5. Cost per image by mode", [b + "cost_per_mode.py", "--out",
                                        str(out / "modes")], out / "5.log")
+    # Quality: held-out toy scenes through every mode; the full run rewrites docs/quality.md.
+    quality = ["--images", "40"] if args.quick else ["--images", "200", "--doc",
+                                                    "docs/quality.md"]
+    step("6. Caption quality on the toy world",
+         [b + "quality.py", *quality, "--out", str(out / "quality")], out / "6.log")
     step("Plot", [b + "plot.py", str(out)], out / "plot.log")
     ratios = [f"{json.loads((out / 'bound' / 'engine_bound.json').read_text())['ratio']:.2f} "
               "(CPU vLLM)"]
