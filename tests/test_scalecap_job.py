@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from scalecap_ray.text.scoring import content_spans
 from tests.conftest import EXAMPLES
 from tests.test_cli import run_cli
 
@@ -135,8 +136,10 @@ def test_contrastive_second_filter_scores_answers(tmp_path):
     rows = good(run_job(tmp_path, "second_filter=true"))
     assert len(rows) >= N_EXAMPLES - 1
     for r in rows:
-        scored = [s for s, a in zip(r["answer_scores"], r["answers"], strict=True) if a]
-        assert scored and all(s is not None for s in scored)
+        pairs = [(s, a) for s, a in zip(r["answer_scores"], r["answers"], strict=True) if a]
+        # An answer is scored unless it has no content word to judge ("It is there.").
+        assert pairs and all((s is not None) == bool(content_spans(a)) for s, a in pairs)
+    assert any(s is not None for r in rows for s in r["answer_scores"])
     assert any(r["qa_answers_filtered"] for r in rows)
 
 
@@ -145,7 +148,8 @@ def test_manifest_matches_the_parquet_and_resumes_say_so(default_rows):
     manifest = json.loads((Path(out) / "_manifest.json").read_text())
     rows = manifest["rows"]
     assert rows == {"input": N_EXAMPLES + 1, "output": N_EXAMPLES + 1, "ok": N_EXAMPLES,
-                    "errors": 1, "written": N_EXAMPLES + 1, "skipped": 0}
+                    "errors": 1, "written": N_EXAMPLES + 1, "skipped": 0,
+                    "no_questions": sum(bool(r["no_questions"]) for r in default_rows)}
     assert manifest["errors_by_stage"] == {"load": {next(iter(
         manifest["errors_by_stage"]["load"])): 1}}
     table = pq.read_table(out, columns=["stage_usage"]).column("stage_usage").to_pylist()
