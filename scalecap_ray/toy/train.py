@@ -1,14 +1,15 @@
 """Training the toy model on two CPU cores, deterministic from the recipe's seed.
 
 Three phases, the way real VLMs are built:
-1. `vision`: the vision tower alone learns to read each image token's cell (what object,
-   its colour and size, where the cell is, what the object sits on and stands beside)
-   through small linear heads that are thrown away afterwards;
-2. `text`: the language model alone learns the world's language and its prior: captions
+1. `text`: the language model alone learns the world's language and its prior: captions
    without images, instructions, summaries, final captions;
+2. `vision`: the vision tower alone learns to read each image token's cell (what object,
+   its colour and size, the cell's row and column, what the object sits on) through small
+   heads scored against the language model's own word embeddings (`heads.py`), thrown
+   away afterwards;
 3. `joint`: every request of the pipeline, with and without images.  It is kept short on
    purpose, as multimodal training is next to a language model's pre-training: the prior
-   of phase 2 is not fully unlearned, and leaks into captions as hallucinations.
+   of phase 1 is not fully unlearned, and leaks into captions as hallucinations.
 
 Examples are drawn in a separate process while the model trains.
 """
