@@ -18,11 +18,13 @@ on whatever a model writes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from scalecap_ray.prompts import INSTRUCTION_STEM
 from scalecap_ray.text.sentences import split_sentences
 from scalecap_ray.toy.world import (
+    CAPTION_ORDER,
     COLOURS,
     KINDS,
     POSITION_PHRASES,
@@ -83,8 +85,12 @@ def caption_sentence(claim: Claim) -> str:
     return f"A {claim.kind} is {where}."
 
 
-def caption(scene: Scene) -> str:
-    return " ".join(caption_sentence(claim_of(scene, o)) for o in scene.objects)
+def caption(scene: Scene, unseen: Iterable[Claim] = ()) -> str:
+    """The scene's caption; `unseen`: claims about objects that are not drawn, which the
+    caption names too, each in its place in caption order."""
+    claims = [claim_of(scene, o) for o in scene.objects] + list(unseen)
+    claims.sort(key=lambda c: CAPTION_ORDER[c.kind])
+    return " ".join(caption_sentence(c) for c in claims)
 
 
 def object_answer(claim: Claim) -> str:

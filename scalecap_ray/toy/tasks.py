@@ -26,7 +26,6 @@ from scalecap_ray.text.instructions import merge_instructions, parse_instruction
 from scalecap_ray.toy import language as lang
 from scalecap_ray.toy.language import Claim
 from scalecap_ray.toy.world import (
-    CAPTION_ORDER,
     COLOURS,
     KINDS,
     POSITIONS,
@@ -161,14 +160,11 @@ def _scene(rng: random.Random, params: WorldParams = IMAGE_WORLD) -> Scene:
 
 def caption_image(rng: random.Random) -> Example:
     scene = _scene(rng)
-    claims = [lang.claim_of(scene, o) for o in scene.objects]
-    for anchor, partner in PRIOR_PAIRS.items():
-        if anchor in scene.kinds and partner not in scene.kinds \
-                and rng.random() < UNSEEN_PARTNER:
-            claims.append(Claim(partner, on=anchor))
-    claims.sort(key=lambda c: CAPTION_ORDER[c.kind])
-    text = " ".join(lang.caption_sentence(c) for c in claims)
-    return Example("caption", prompts.CAPTION_PROMPT, text, scene, rng.randrange(1 << 30))
+    unseen = [Claim(partner, on=anchor) for anchor, partner in PRIOR_PAIRS.items()
+              if anchor in scene.kinds and partner not in scene.kinds
+              and rng.random() < UNSEEN_PARTNER]
+    return Example("caption", prompts.CAPTION_PROMPT, lang.caption(scene, unseen), scene,
+                   rng.randrange(1 << 30))
 
 
 def caption_text(rng: random.Random) -> Example:

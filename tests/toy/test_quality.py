@@ -17,7 +17,8 @@ from scalecap_ray.toy import language as lang
 from scalecap_ray.toy import toy_model_dir
 from scalecap_ray.toy.draw import draw_scene
 from scalecap_ray.toy.evaluate import evaluate_rows, read_truth, write_scenes
-from scalecap_ray.toy.world import CAPTION_ORDER, PRIOR_PAIRS, WorldParams, sample_scene
+from scalecap_ray.toy.language import Claim
+from scalecap_ray.toy.world import PRIOR_PAIRS, WorldParams, sample_scene
 
 pytestmark = pytest.mark.engine
 
@@ -48,12 +49,9 @@ def planted(seed: int, count: int, folder: Path) -> tuple[Path, list[str], list[
         anchors = [a for a in PRIOR_PAIRS if a in scene.kinds and PRIOR_PAIRS[a] not in scene.kinds]
         if not anchors:
             continue
-        partner = PRIOR_PAIRS[anchors[0]]
-        plant = f"A {partner} is on the {anchors[0]}."
-        claims = [(CAPTION_ORDER[o.kind], lang.caption_sentence(lang.claim_of(scene, o)))
-                  for o in scene.objects] + [(CAPTION_ORDER[partner], plant)]
-        captions.append(" ".join(s for _, s in sorted(claims)))
-        plants.append(plant)
+        unseen = Claim(PRIOR_PAIRS[anchors[0]], on=anchors[0])
+        captions.append(lang.caption(scene, [unseen]))
+        plants.append(lang.caption_sentence(unseen))
         name = f"planted-{len(rows)}.png"
         draw_scene(scene, rng.randrange(1 << 30)).save(folder / name)
         rows.append(f'{{"id": "p{len(rows)}", "image": "{name}"}}')
